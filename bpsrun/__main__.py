@@ -1,0 +1,29 @@
+"""`python -m bpsrun [overrides]`: compose the Hydra config and bring the campaign up to `round`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from bpsrun.errors import BpsrunError
+
+log = logging.getLogger("bpsrun")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    from bpsrun.campaign import Campaign
+
+    try:
+        return Campaign(cfg).run()
+    except BpsrunError as exc:
+        log.error("%s", exc)
+        print(f"bpsrun: error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

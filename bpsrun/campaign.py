@@ -1,0 +1,287 @@
+"""Rounds and stages: what a campaign has done (its files say so) and what runs next.
+
+Round N:  select -> label -> train -> predict -> log.  Each stage writes its output atomically into
+`round_<N>/`; a stage whose output exists is skipped, so a rerun after a crash continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import get_method
+from omegaconf import DictConfig, OmegaConf
+
+from bpsrun.data.manifest import SplitSpec
+from bpsrun.data.prepare import image_stack, prepare
+from bpsrun.errors import BpsrunError
+from bpsrun.export.predictions import read_predictions, write_predictions
+from bpsrun.files import atomic_file, atomic_write_json, atomic_write_text
+from bpsrun.label.jsonmin import read_labels
+from bpsrun.label.oracle import Oracle, read_truth
+from bpsrun.select.config import round_config, validate
+from bpsrun.select.engine import SelectionInputs, select
+
+log = logging.getLogger("bpsrun")
+
+
+@dataclass
+class Pool:
+    """The manifest split in two: candidates for selection (train) and the held-out validation set."""
+
+    rows: list[dict[str, str]]
+
+    @property
+    def train(self) -> list[int]:
+        return [i for i, r in enumerate(self.rows) if r["split"] == "train"]
+
+    @property
+    def val(self) -> list[int]:
+        return [i for i, r in enumerate(self.rows) if r["split"] == "val"]
+
+    def files(self, idx: list[int]) -> list[str]:
+        return [self.rows[i]["file"] for i in idx]
+
+
+class Campaign:
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self.root = Path(cfg.paths.outputs) / cfg.campaign
+        self.classes: list[str] = list(cfg.task.classes)
+        self.task: str = cfg.task.name
+        self._tracker = None
+
+    # -- paths -------------------------------------------------------------------------------------------
+
+    def round_dir(self, r: int) -> Path:
+        return self.root / f"round_{r}"
+
+    def predictions_dir(self, r: int) -> Path:
+        return self.round_dir(r) / "lightly" / ".lightly" / "predictions"
+
+    # -- entry -------------------------------------------------------------------------------------------
+
+    def run(self) -> float:
+        target = self.cfg.round
+        if not isinstance(target, int) or target < 1:
+            raise BpsrunError(f"round={target!r}: rounds count from 1; run e.g. `python -m bpsrun round=2`")
+        self.check_identity()
+        files = get_method(self.cfg.dataset.loader)(self.cfg.dataset)
+        split = SplitSpec(**OmegaConf.to_container(self.cfg.split))
+        self.pool = Pool(prepare(files, split, self.root / "manifest.csv", self.metadata_dir))
+        self.truth_csv = files.truth_csv
+        self.labeler = self.make_labeler()
+        for r in range(1, target + 1):
+            self.run_round(r)
+        if self._tracker is not None:
+            self._tracker.close()
+        return self.report(target)
+
+    @property
+    def metadata_dir(self) -> Path:
+        return self.root / "lightly" / ".lightly" / "metadata"
+
+    def check_identity(self) -> None:
+        """A campaign folder belongs to one dataset, split and seed; refuse to mix in another."""
+        identity = {
+            "dataset": OmegaConf.to_container(self.cfg.dataset, resolve=True),
+            "split": OmegaConf.to_container(self.cfg.split, resolve=True),
+            "seed": self.cfg.seed,
+        }
+        path = self.root / "campaign.json"
+        if path.exists():
+            stored = json.loads(path.read_text())
+            for key, value in identity.items():
+                if stored.get(key) != value:
+                    raise BpsrunError(
+                        f"{path}: this campaign was started with {key}={stored.get(key)}, now {key}={value}; "
+                        f"keep the original settings or start a new campaign with campaign=<new name>"
+                    )
+        else:
+            atomic_write_json(path, identity)
+
+    def make_labeler(self) -> Oracle:
+        if self.cfg.labeling.name != "oracle":
+            raise BpsrunError(f"labeling={self.cfg.labeling.name} is not available; use labeling=oracle")
+        if self.truth_csv is None:
+            raise BpsrunError("labeling=oracle needs ground truth; set dataset.truth_csv=FILE (filename,label)")
+        return Oracle(self.truth_csv, self.classes)
+
+    # -- one round ---------------------------------------------------------------------------------------
+
+    def run_round(self, r: int) -> None:
+        rd = self.round_dir(r)
+        selected = self.select_stage(r)
+        if not (rd / "labels.json").exists():
+            log.info("round %d: labeling %d images with the %s", r, len(selected), self.cfg.labeling.name)
+            atomic_write_json(rd / "labels.json", self.labeler.label(selected))
+        module = None
+        if not (rd / "metrics.json").exists():
+            module = self.train_stage(r)
+        if not (self.predictions_dir(r) / "tasks.json").exists():
+            self.predict_stage(r, module)
+        self.log_stage(r)
+
+    def labeled_before(self, r: int) -> list[str]:
+        return [f for k in range(1, r) for f in self.read_selected(k)]
+
+    def read_selected(self, r: int) -> list[str]:
+        return (self.round_dir(r) / "selected.txt").read_text().splitlines()
+
+    def select_stage(self, r: int) -> list[str]:
+        rd = self.round_dir(r)
+        config = OmegaConf.to_container(self.cfg.selection, resolve=True)
+        lightly_config = round_config(config, r)
+        if (rd / "selected.txt").exists():
+            stored = json.loads((rd / "selection.json").read_text())
+            if stored != lightly_config:
+                raise BpsrunError(
+                    f"round {r} of campaign {self.cfg.campaign} is finished with selection {json.dumps(stored)}; "
+                    f"you asked for {json.dumps(lightly_config)}. Finished rounds are never redone: keep the "
+                    f"selection, or start a new campaign with campaign=<new name>"
+                )
+            return self.read_selected(r)
+        validate(
+            lightly_config, source=f"conf/selection/{config['name']}.yaml ({'first' if r == 1 else 'later'} rounds)"
+        )
+        labeled = set(self.labeled_before(r))
+        candidates = [i for i in self.pool.train if self.pool.rows[i]["file"] not in labeled]
+        inputs = SelectionInputs(candidates=self.pool.files(candidates), default_seed=int(self.cfg.seed))
+        inputs_used = {s["input"]["type"] for s in lightly_config["strategies"]}
+        if "EMBEDDINGS" in inputs_used:
+            emb = self.embeddings()
+            row_of = {i: k for k, i in enumerate(self.pool.train)}
+            inputs.embeddings = emb[[row_of[i] for i in candidates]]
+            labeled_idx = [row_of[i] for i in self.pool.train if self.pool.rows[i]["file"] in labeled]
+            inputs.labeled_embeddings = emb[labeled_idx] if labeled_idx else None
+        if "SCORES" in inputs_used and r > 1:
+            inputs.predictions[self.task] = read_predictions(self.predictions_dir(r - 1), self.task, inputs.candidates)
+        picks = [inputs.candidates[i] for i in select(lightly_config, inputs)]
+        log.info("round %d: selected %d of %d candidates", r, len(picks), len(candidates))
+        atomic_write_json(rd / "selection.json", lightly_config)
+        atomic_write_text(rd / "selected.txt", "".join(f"{f}\n" for f in picks))
+        return picks
+
+    def embeddings(self) -> np.ndarray:
+        """Self-supervised embeddings of the training pool, computed once per campaign."""
+        from bpsrun.embed.simclr import embed_simclr
+
+        ecfg = self.cfg.embedding
+        path = self.root / "embeddings" / f"{ecfg.name}.npy"
+        if not path.exists():
+            log.info("embedding %d pool images with %s (once per campaign)", len(self.pool.train), ecfg.name)
+            stack = self.images(int(ecfg.image_size))
+            params = {k: v for k, v in OmegaConf.to_container(ecfg).items() if k not in ("name", "image_size")}
+            emb = embed_simclr(
+                np.asarray(stack[self.pool.train]),
+                seed=int(self.cfg.seed),
+                accelerator=self.cfg.trainer.accelerator,
+                **params,
+            )
+            with atomic_file(path) as tmp, open(tmp, "wb") as f:
+                np.save(f, emb)
+        return np.load(path)
+
+    def images(self, size: int) -> np.ndarray:
+        return image_stack(self.pool.rows, size, self.root / "cache" / f"images-{size}.npy")
+
+    def labels_until(self, r: int) -> dict[str, str]:
+        labels: dict[str, str] = {}
+        for k in range(1, r + 1):
+            labels.update(read_labels(self.round_dir(k) / "labels.json", self.classes))
+        return labels
+
+    def val_data(self, stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        truth = read_truth(self.truth_csv, self.classes)
+        val = self.pool.val
+        y = np.array([self.classes.index(truth[self.pool.rows[i]["file"]]) for i in val])
+        return np.asarray(stack[val]), y
+
+    def train_stage(self, r: int) -> torch.nn.Module:
+        from bpsrun.model.train import evaluate, fit, predict_proba
+
+        rd = self.round_dir(r)
+        labels = self.labels_until(r)
+        stack = self.images(int(self.cfg.model.image_size))
+        index = {row["file"]: i for i, row in enumerate(self.pool.rows)}
+        files = sorted(labels, key=index.__getitem__)
+        x = np.asarray(stack[[index[f] for f in files]])
+        y = np.array([self.classes.index(labels[f]) for f in files])
+        x_val, y_val = self.val_data(stack)
+        log.info("round %d: training %s on %d labels, validating on %d", r, self.cfg.model.name, len(y), len(y_val))
+        module, history = fit(
+            self.cfg, x, y, x_val, y_val, seed=int(self.cfg.seed) * 1000 + r, num_classes=len(self.classes)
+        )
+        module = module.cpu()
+        with atomic_file(rd / "model.pt") as tmp:
+            torch.save(module.state_dict(), tmp)
+        scores = evaluate(
+            predict_proba(module, x_val, self.cfg.trainer.eval_batch_size, "validating"), y_val, len(self.classes)
+        )
+        metrics = {"round": r, "n_labeled": len(y), **scores, "history": history}
+        atomic_write_json(rd / "metrics.json", metrics)
+        return module
+
+    def predict_stage(self, r: int, module: torch.nn.Module | None) -> None:
+        from bpsrun.model.train import build_module, predict_proba
+
+        if module is None:
+            module = build_module(self.cfg.model, len(self.classes))
+            module.load_state_dict(torch.load(self.round_dir(r) / "model.pt", map_location="cpu"))
+        stack = self.images(int(self.cfg.model.image_size))
+        train = self.pool.train
+        probs = predict_proba(module, np.asarray(stack[train]), self.cfg.trainer.eval_batch_size, "predicting pool")
+        write_predictions(self.predictions_dir(r), self.task, self.classes, self.pool.files(train), probs)
+        log.info("round %d: wrote %d Lightly prediction files", r, len(train))
+
+    @property
+    def tracker(self):
+        if self._tracker is None:
+            from bpsrun.tracking import Tracker
+
+            tags = {"campaign": self.cfg.campaign, "selection": self.cfg.selection.name, "seed": str(self.cfg.seed),
+                    "dataset": self.cfg.dataset.name, "model": self.cfg.model.name}  # fmt: skip
+            self._tracker = Tracker(
+                self.cfg.tracking.uri,
+                f"bpsrun-{self.cfg.dataset.name}",
+                self.cfg.campaign,
+                tags,
+                Path(self.cfg.paths.outputs) / "mlartifacts",
+            )
+        return self._tracker
+
+    def log_stage(self, r: int) -> None:
+        from bpsrun.plots import confusion_png, picks_png
+
+        if self.tracker.round_logged(r):
+            return
+        rd = self.round_dir(r)
+        metrics = json.loads((rd / "metrics.json").read_text())
+        confusion_png(
+            rd / "confusion.png", metrics["confusion"], self.classes, f"round {r}: {metrics['n_labeled']} labels"
+        )
+        selected = self.read_selected(r)
+        labels = read_labels(rd / "labels.json", self.classes)
+        path_of = {row["file"]: Path(row["path"]) for row in self.pool.rows}
+        picks_png(rd / "picks.png", [path_of[f] for f in selected], [labels[f] for f in selected])
+        summary = {k: metrics[k] for k in ("n_labeled", "val_accuracy", "val_balanced_accuracy", "val_f1")}
+        params: dict[str, Any] = OmegaConf.to_container(self.cfg, resolve=True)
+        params["selection_config"] = json.loads((rd / "selection.json").read_text())
+        artifacts = [rd / n for n in ("selected.txt", "labels.json", "metrics.json", "confusion.png", "picks.png")]
+        self.tracker.log_round(r, params, metrics["history"], summary, artifacts)
+        log.info("round %d: logged to MLflow (%s)", r, self.cfg.tracking.uri)
+
+    def report(self, target: int) -> float:
+        lines = ["", f"campaign {self.cfg.campaign}", f"{'round':>5}  {'labeled':>7}  {'val acc':>7}  {'bal acc':>7}"]
+        last = 0.0
+        for r in range(1, target + 1):
+            m = json.loads((self.round_dir(r) / "metrics.json").read_text())
+            lines.append(f"{r:>5}  {m['n_labeled']:>7}  {m['val_accuracy']:>7.3f}  {m['val_balanced_accuracy']:>7.3f}")
+            last = m["val_accuracy"]
+        print("\n".join(lines), flush=True)
+        return last

@@ -1,0 +1,120 @@
+"""meta.csv in, manifest.csv out: every image with its split, group and metadata.
+
+The split is stratified by a metadata column and can be grouped so that all images of one well (or plate)
+land on the same side. In BPS each condition is one plate, so an ungrouped split lets a model score well by
+recognising plates; `split.group_by=well` keeps wells whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bpsrun.errors import BpsrunError
+from bpsrun.files import atomic_file
+
+BPS_NAME = re.compile(r"^P(?P<plate>\d+)_(?P<barcode>\d+)-(?P<well>[A-Z]+\d+)_(?P<field>\d+)_(?P<object>\d+)_proj\.")
+GROUP_BY = ("none", "well", "plate")
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    val_fraction: float = 0.2
+    group_by: str = "none"
+    stratify_by: str | None = None
+    seed: int = 0
+
+
+def read_meta(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Columns and rows of a meta.csv whose first column is `filename`; problems name the row and the fix."""
+    try:
+        with open(path, newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            body = list(reader)
+    except FileNotFoundError:
+        raise BpsrunError(f"{path}: meta.csv not found; set dataset.path to a folder holding meta.csv") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise BpsrunError(f"{path}: not a readable CSV ({exc}); save it as UTF-8 CSV") from None
+    if not header or header[0].strip() != "filename":
+        raise BpsrunError(f"{path}: the first column must be 'filename', got {header[:1] if header else 'nothing'}")
+    header = [h.strip() for h in header]
+    if len(set(header)) != len(header):
+        raise BpsrunError(f"{path}: duplicate column names in header {header}")
+    rows, seen = [], set()
+    for line, values in enumerate(body, start=2):
+        if not values:
+            continue
+        if len(values) != len(header):
+            raise BpsrunError(f"{path}:{line}: {len(values)} fields, header has {len(header)}; fix the row")
+        row = dict(zip(header, (v.strip() for v in values)))
+        name = row["filename"]
+        if not name or name.lower() == "nan":
+            raise BpsrunError(f"{path}:{line}: empty filename; fill it in or remove the row")
+        if name in seen:
+            raise BpsrunError(f"{path}:{line}: duplicate filename {name!r}; each image must be listed once")
+        seen.add(name)
+        rows.append(row)
+    if not rows:
+        raise BpsrunError(f"{path}: no images listed; add rows 'filename,...'")
+    return header, rows
+
+
+def group_key(name: str, group_by: str) -> str:
+    if group_by == "none":
+        return name
+    m = BPS_NAME.match(name)
+    if not m:
+        raise BpsrunError(
+            f"split.group_by={group_by} needs BPS file names (P<plate>_<barcode>-<well>_<field>_<object>_proj.*), "
+            f"got {name!r}; use split.group_by=none"
+        )
+    return m["plate"] if group_by == "plate" else f"{m['plate']}-{m['well']}"
+
+
+def split(rows: list[dict[str, str]], spec: SplitSpec) -> list[str]:
+    """'train' or 'val' per row: whole groups per stratum, about val_fraction of each stratum in val."""
+    if spec.group_by not in GROUP_BY:
+        raise BpsrunError(f"split.group_by={spec.group_by!r} is not one of {GROUP_BY}")
+    if spec.stratify_by and spec.stratify_by not in rows[0]:
+        raise BpsrunError(
+            f"split.stratify_by={spec.stratify_by!r} is not a meta.csv column; use one of {list(rows[0])}"
+        )
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(group_key(row["filename"], spec.group_by), []).append(i)
+    strata: dict[str, list[str]] = {}
+    for key, members in groups.items():
+        stratum = rows[members[0]][spec.stratify_by] if spec.stratify_by else ""
+        strata.setdefault(stratum, []).append(key)
+    rng = np.random.default_rng(spec.seed)
+    out = ["train"] * len(rows)
+    for stratum in sorted(strata):
+        keys = sorted(strata[stratum])
+        size = sum(len(groups[k]) for k in keys)
+        target, taken = math.floor(spec.val_fraction * size + 0.5), 0
+        for k in (keys[j] for j in rng.permutation(len(keys))):
+            if taken >= target or len(groups[k]) >= size - taken:  # keep some of each stratum for training
+                continue
+            for i in groups[k]:
+                out[i] = "val"
+            taken += len(groups[k])
+    return out
+
+
+def write_manifest(path: Path, header: list[str], rows: list[dict[str, str]], splits: list[str], root: Path) -> None:
+    with atomic_file(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "path", "split", *header[1:]])
+        for row, part in zip(rows, splits):
+            writer.writerow([row["filename"], str(root / row["filename"]), part, *(row[h] for h in header[1:])])
+
+
+def read_manifest(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))

@@ -1,0 +1,5 @@
+"""The one exception type users see: a readable message that names the file or key and the fix."""
+
+
+class BpsrunError(Exception):
+    """A problem with the user's input or campaign state; printed without a traceback, exit code 2."""

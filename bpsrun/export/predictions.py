@@ -1,0 +1,46 @@
+"""Lightly's prediction format: `.lightly/predictions/tasks.json`, `<task>/schema.json`, `<task>/<stem>.json`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from bpsrun.files import atomic_dir
+
+
+def write_predictions(folder: Path, task: str, classes: list[str], files: list[str], probs: np.ndarray) -> None:
+    """Write the whole `folder` (…/.lightly/predictions) at once; a crash leaves the previous state."""
+    with atomic_dir(folder) as tmp:
+        (tmp / "tasks.json").write_text(json.dumps([task]))
+        task_dir = tmp / task
+        task_dir.mkdir()
+        categories = [{"id": i, "name": name} for i, name in enumerate(classes)]
+        (task_dir / "schema.json").write_text(json.dumps({"task_type": "classification", "categories": categories}))
+        for name, p in tqdm(
+            zip(files, probs.astype(np.float64)),
+            total=len(files),
+            desc="exporting predictions",
+            unit="file",
+            leave=False,
+        ):
+            probabilities = [float(v) for v in p / p.sum()]
+            record = {
+                "file_name": name,
+                "predictions": [{"category_id": int(np.argmax(p)), "probabilities": probabilities}],
+            }
+            out = task_dir / f"{Path(name).with_suffix('')}.json"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(record))
+
+
+def read_predictions(folder: Path, task: str, files: list[str]) -> np.ndarray:
+    """Probabilities (len(files) x C) back from a prediction folder, in the order of `files`."""
+    task_dir = folder / task
+    rows = []
+    for name in files:
+        record = json.loads((task_dir / f"{Path(name).with_suffix('')}.json").read_text())
+        rows.append(record["predictions"][0]["probabilities"])
+    return np.asarray(rows, dtype=np.float64)

@@ -1,0 +1,51 @@
+"""The ground-truth oracle for simulated campaigns. Only this module reads the truth file."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from bpsrun.errors import BpsrunError
+from bpsrun.label.jsonmin import record
+
+
+def read_truth(path: Path, classes: list[str]) -> dict[str, str]:
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        raise BpsrunError(f"{path}: truth file not found; set dataset.truth_csv or use a human labeler") from None
+    if not rows or set(rows[0]) != {"filename", "label"}:
+        raise BpsrunError(f"{path}: expected columns filename,label")
+    truth = {}
+    for line, row in enumerate(rows, start=2):
+        if row["label"] not in classes:
+            raise BpsrunError(f"{path}:{line}: unknown label {row['label']!r}; expected one of {classes}")
+        truth[row["filename"]] = row["label"]
+    return truth
+
+
+class Oracle:
+    """Labels files from ground truth, as JSON-MIN records shaped like a Label Studio export."""
+
+    def __init__(self, truth_csv: Path, classes: list[str]):
+        self.truth_csv = Path(truth_csv)
+        self.classes = classes
+        self._truth: dict[str, str] | None = None
+
+    @property
+    def truth(self) -> dict[str, str]:
+        if self._truth is None:
+            self._truth = read_truth(self.truth_csv, self.classes)
+        return self._truth
+
+    def label(self, files: list[str]) -> list[dict[str, Any]]:
+        missing = [f for f in files if f not in self.truth]
+        if missing:
+            raise BpsrunError(f"{self.truth_csv}: no ground truth for {missing[:3]} ({len(missing)} files); add rows")
+        return [
+            record(i, f, f"/data/local-files/?d={quote(f)}", self.truth[f], annotator="oracle")
+            for i, f in enumerate(files, start=1)
+        ]

@@ -1,0 +1,60 @@
+"""The LightningModule: cross-entropy training with flips and 90-degree rotations, validation metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+
+def flip_rotate(x: torch.Tensor) -> torch.Tensor:
+    """A random dihedral transform per image: nuclei have no preferred orientation."""
+    k = torch.randint(0, 4, (x.shape[0],), device=x.device)
+    flip = torch.rand(x.shape[0], device=x.device) < 0.5
+    out = [torch.rot90(xi.flip(-1) if f else xi, int(ki), dims=(-2, -1)) for xi, ki, f in zip(x, k, flip)]
+    return torch.stack(out)
+
+
+class NucleusClassifier(pl.LightningModule):
+    def __init__(self, net: nn.Module, optimizer: Callable[..., torch.optim.Optimizer], num_classes: int = 2):
+        super().__init__()
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.criterion = nn.CrossEntropyLoss()
+        self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
+        self.val_bacc = MulticlassAccuracy(num_classes=num_classes, average="macro")
+        self.val_f1 = MulticlassF1Score(num_classes=num_classes, average="macro")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = self.criterion(self(flip_rotate(x)), y)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x)
+        self.log("val/loss", self.criterion(logits, y), on_epoch=True, batch_size=len(y))
+        preds = logits.argmax(dim=1)
+        for metric in (self.val_acc, self.val_bacc, self.val_f1):
+            metric.update(preds, y)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val/acc", self.val_acc.compute(), prog_bar=True)
+        self.log("val/balanced_acc", self.val_bacc.compute())
+        self.log("val/f1", self.val_f1.compute())
+        for metric in (self.val_acc, self.val_bacc, self.val_f1):
+            metric.reset()
+
+    def predict_step(self, batch: torch.Tensor | tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return torch.softmax(self(x), dim=1)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer_factory(self.parameters())

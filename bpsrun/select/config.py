@@ -1,0 +1,52 @@
+"""Selection configs in Lightly's SelectionConfigV4 format: choosing the round's config and validating it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bpsrun.errors import BpsrunError
+
+SUPPORTED_STRATEGIES = ("DIVERSITY", "WEIGHTS")
+SUPPORTED_INPUTS = ("EMBEDDINGS", "SCORES", "RANDOM")
+
+
+def round_config(selection: dict[str, Any], round_: int) -> dict[str, Any]:
+    """The Lightly selection config for this round: `first_round` when no predictions exist, else `later_rounds`.
+
+    The preset's `n_samples` is the budget unless the round config sets its own `n_samples` or
+    `proportion_samples`.
+    """
+    block = selection["first_round"] if round_ == 1 else selection.get("later_rounds") or selection["first_round"]
+    config = dict(block)
+    if "n_samples" not in config and "proportion_samples" not in config:
+        config = {"n_samples": selection["n_samples"], **config}
+    return config
+
+
+def validate(config: dict[str, Any], source: str) -> None:
+    """Lightly's own validator (the Worker's rules, unknown keys rejected), then what our engine supports."""
+    from lightly.api.api_workflow_compute_worker import selection_config_from_dict
+    from pydantic.v1 import ValidationError
+
+    try:
+        selection_config_from_dict(config)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise BpsrunError(f"{source}: invalid Lightly selection config ({problems}); see README 'Selection'") from None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise BpsrunError(f"{source}: invalid Lightly selection config ({exc}); see README 'Selection'") from None
+    for i, entry in enumerate(config["strategies"]):
+        kind, source_type = entry["strategy"]["type"], entry["input"]["type"]
+        where = f"{source}: strategies[{i}]"
+        if kind not in SUPPORTED_STRATEGIES:
+            raise BpsrunError(
+                f"{where}.strategy.type={kind} is not in the local engine yet; use {SUPPORTED_STRATEGIES}"
+            )
+        if source_type not in SUPPORTED_INPUTS:
+            raise BpsrunError(
+                f"{where}.input.type={source_type} is not in the local engine yet; use {SUPPORTED_INPUTS}"
+            )
+        if kind == "DIVERSITY" and source_type != "EMBEDDINGS":
+            raise BpsrunError(f"{where}: DIVERSITY needs input.type=EMBEDDINGS, got {source_type}")
+        if kind == "WEIGHTS" and source_type == "EMBEDDINGS":
+            raise BpsrunError(f"{where}: WEIGHTS needs a scalar input (SCORES or RANDOM), got EMBEDDINGS")

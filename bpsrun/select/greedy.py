@@ -1,0 +1,81 @@
+"""The combining optimiser: greedy maximisation of a product of per-strategy objectives.
+
+Each pick maximises  sum_s strength_s * log(f_s(i))  over the still-available candidates, where f_s is a static
+weight (WEIGHTS) or the distance to the nearest already chosen or labeled sample (DIVERSITY), recomputed after
+every pick. Only DIVERSITY with nothing labeled yet is special: its first pick uses the distance to the pool's
+centroid, i.e. the most atypical sample. Ties go to the lowest index, so results are deterministic.
+Cost: O(n * N * D) for n picks from N candidates with D-dimensional embeddings, O(N) memory per objective.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+EPS = 1e-12
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), EPS)
+
+
+def min_distances(x: np.ndarray, centres: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Distance from each unit row of x to its nearest unit row of centres, without an N x M matrix in memory."""
+    best = np.full(len(x), -np.inf, dtype=np.float32)
+    for start in range(0, len(centres), chunk):
+        sims = x @ centres[start : start + chunk].T
+        np.maximum(best, sims.max(axis=1), out=best)
+    return np.sqrt(np.maximum(2.0 - 2.0 * best, 0.0))
+
+
+@dataclass
+class Diversity:
+    """k-center greedy on unit-normalised embeddings; `labeled` rows count as already chosen centres."""
+
+    x: np.ndarray
+    strength: float = 1.0
+    labeled: np.ndarray | None = None
+    min_distance: float | None = None
+    dist: np.ndarray = field(init=False)
+    has_centres: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.x = unit_rows(self.x)
+        self.has_centres = self.labeled is not None and len(self.labeled) > 0
+        if self.has_centres:
+            self.dist = min_distances(self.x, unit_rows(self.labeled))
+        else:
+            self.dist = np.linalg.norm(self.x - self.x.mean(axis=0), axis=1)
+
+    def log_objective(self) -> np.ndarray:
+        return self.strength * np.log(self.dist + EPS)
+
+    def stops(self, i: int) -> bool:
+        return self.has_centres and self.min_distance is not None and self.dist[i] < self.min_distance
+
+    def update(self, i: int) -> None:
+        d = np.sqrt(np.maximum(2.0 - 2.0 * (self.x @ self.x[i]), 0.0))
+        self.dist = np.minimum(self.dist, d) if self.has_centres else d
+        self.has_centres = True
+
+
+def greedy_select(n: int, static_log: np.ndarray, dynamic: list[Diversity]) -> list[int]:
+    """Pick up to n indices; `static_log` is the summed strength * log(weight) of the static objectives."""
+    objective = static_log.astype(np.float64).copy()
+    available = np.ones(len(objective), dtype=bool)
+    picks: list[int] = []
+    if not dynamic:  # a static objective needs no loop: a stable sort keeps ties in index order
+        return [int(i) for i in np.argsort(-objective, kind="stable")[:n]]
+    for _ in range(n):
+        total = objective + sum(d.log_objective() for d in dynamic)
+        total[~available] = -np.inf
+        i = int(np.argmax(total))
+        if not available[i] or any(d.stops(i) for d in dynamic):
+            break
+        picks.append(i)
+        available[i] = False
+        for d in dynamic:
+            d.update(i)
+    return picks
