@@ -70,12 +70,14 @@ class Campaign:
         target = self.cfg.round
         if not isinstance(target, int) or target < 1:
             raise BpsrunError(f"round={target!r}: rounds count from 1; run e.g. `python -m bpsrun round=2`")
-        self.check_identity()
         files = get_method(self.cfg.dataset.loader)(self.cfg.dataset)
+        self.truth_csv = files.truth_csv
+        self.labeler = self.make_labeler()  # before anything is written: a misconfigured run leaves no trace
+        identity = self.check_identity()
         split = SplitSpec(**OmegaConf.to_container(self.cfg.split))
         self.pool = Pool(prepare(files, split, self.root / "manifest.csv", self.metadata_dir))
-        self.truth_csv = files.truth_csv
-        self.labeler = self.make_labeler()
+        if not (self.root / "campaign.json").exists():
+            atomic_write_json(self.root / "campaign.json", identity)
         for r in range(1, target + 1):
             self.run_round(r)
         if self._tracker is not None:
@@ -86,7 +88,7 @@ class Campaign:
     def metadata_dir(self) -> Path:
         return self.root / "lightly" / ".lightly" / "metadata"
 
-    def check_identity(self) -> None:
+    def check_identity(self) -> dict[str, Any]:
         """A campaign folder belongs to one dataset, split and seed; refuse to mix in another."""
         identity = {
             "dataset": OmegaConf.to_container(self.cfg.dataset, resolve=True),
@@ -102,8 +104,7 @@ class Campaign:
                         f"{path}: this campaign was started with {key}={stored.get(key)}, now {key}={value}; "
                         f"keep the original settings or start a new campaign with campaign=<new name>"
                     )
-        else:
-            atomic_write_json(path, identity)
+        return identity
 
     def make_labeler(self) -> Oracle:
         if self.cfg.labeling.name != "oracle":

@@ -35,12 +35,14 @@ def read_image(path: Path) -> np.ndarray:
         raise BpsrunError(f"{path}: image listed in meta.csv does not exist; add it or remove its row") from None
     except (ValueError, OSError, zlib.error, tifffile.TiffFileError, KeyError, IndexError) as exc:
         raise BpsrunError(f"{path}: not a readable image ({exc}); replace the file or remove its row") from None
+    if img.size == 0:
+        raise BpsrunError(
+            f"{path}: not a readable image (no pixel data, shape {img.shape}); replace the file or remove its row"
+        )
     if img.ndim == 3 and img.shape[0] == 1:
         img = img[0]
     if img.ndim != 2:
         raise BpsrunError(f"{path}: expected one channel, got shape {img.shape}; export single-channel images")
-    if img.size == 0:
-        raise BpsrunError(f"{path}: image is empty (shape {img.shape}); replace the file or remove its row")
     if not np.issubdtype(img.dtype, np.integer):
         raise BpsrunError(f"{path}: expected 8- or 16-bit integer pixels, got {img.dtype}; convert to uint16")
     return img

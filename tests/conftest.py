@@ -1,0 +1,40 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A campaign small enough for CI: 60 synthetic images, 8 picks a round, two epochs everywhere.
+TINY = [
+    "selection.n_samples=8",
+    "trainer.max_epochs=2",
+    "trainer.min_samples_per_epoch=16",
+    "embedding.epochs=2",
+    "embedding.image_size=32",
+    "model.image_size=48",
+]
+
+
+def run_bpsrun(
+    *overrides: str, outputs: Path, data: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
+    """The real command, in a subprocess, as a user would type it."""
+    flags = [o for o in overrides if o.startswith("-")]  # Hydra wants -m before the overrides
+    rest = [o for o in overrides if not o.startswith("-")]
+    if not any(o.startswith("dataset=") for o in rest):
+        rest.insert(0, "dataset.num_images=60")
+    args = [sys.executable, "-m", "bpsrun", *flags, f"paths.outputs={outputs}", *TINY, *rest]
+    if data is not None:
+        args.append(f"paths.data={data}")
+    proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"bpsrun failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def shared_data(tmp_path_factory) -> Path:
+    """Generated datasets shared by the end-to-end tests (generation is deterministic)."""
+    return tmp_path_factory.mktemp("data")

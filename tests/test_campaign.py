@@ -1,0 +1,134 @@
+"""End-to-end: the real `python -m bpsrun` command through two rounds, its files and its MLflow store."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import run_bpsrun
+
+CAMPAIGN = "synthetic-active-s0"
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def mlflow_runs(outputs: Path) -> list:
+    client = MlflowClient(tracking_uri=f"sqlite:///{outputs}/mlflow.db")
+    exp = client.get_experiment_by_name("bpsrun-synthetic")
+    return client.search_runs([exp.experiment_id])
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory, shared_data):
+    outputs = tmp_path_factory.mktemp("outputs")
+    proc = run_bpsrun("round=2", "selection=active", outputs=outputs, data=shared_data)
+    return outputs, proc
+
+
+def test_output_contract(campaign):
+    outputs, proc = campaign
+    root = outputs / CAMPAIGN
+    manifest = list(csv.DictReader(open(root / "manifest.csv")))
+    assert list(manifest[0])[:3] == ["file", "path", "split"]
+    pool = [r["file"] for r in manifest if r["split"] == "train"]
+    val = {r["file"] for r in manifest if r["split"] == "val"}
+    assert val and len(pool) + len(val) == 60
+
+    metadata = root / "lightly" / ".lightly" / "metadata"
+    assert json.loads((metadata / "schema.json").read_text())[1]["path"] == "particle_type"
+    assert len(list(metadata.glob("*_proj.json"))) == len(pool)
+
+    picked: list[str] = []
+    for r in (1, 2):
+        rd = root / f"round_{r}"
+        selected = (rd / "selected.txt").read_text().splitlines()
+        assert len(selected) == 8 and not set(selected) & val and not set(selected) & set(picked)
+        picked += selected
+        labels = json.loads((rd / "labels.json").read_text())
+        assert [rec["file_name"] for rec in labels] == selected
+        assert {rec["choice"] for rec in labels} <= {"track", "no track"}
+        metrics = json.loads((rd / "metrics.json").read_text())
+        assert metrics["round"] == r and metrics["n_labeled"] == 8 * r
+        assert 0.0 <= metrics["val_accuracy"] <= 1.0
+        preds = rd / "lightly" / ".lightly" / "predictions"
+        assert json.loads((preds / "tasks.json").read_text()) == ["bps-classification"]
+        files = sorted((preds / "bps-classification").glob("*_proj.json"))
+        assert len(files) == len(pool)
+        for f in files:
+            probs = json.loads(f.read_text())["predictions"][0]["probabilities"]
+            assert len(probs) == 2 and abs(sum(probs) - 1.0) < 1e-9
+    assert f"{'round':>5}  {'labeled':>7}  {'val acc':>7}" in proc.stdout
+
+
+def test_round_two_picks_the_most_uncertain(campaign):
+    outputs, _ = campaign
+    root = outputs / CAMPAIGN
+    preds = root / "round_1" / "lightly" / ".lightly" / "predictions" / "bps-classification"
+    labeled = set((root / "round_1" / "selected.txt").read_text().split("\n"))
+    margins = {}
+    for f in preds.glob("*_proj.json"):
+        rec = json.loads(f.read_text())
+        if rec["file_name"] not in labeled:
+            margins[rec["file_name"]] = abs(rec["predictions"][0]["probabilities"][0] - 0.5)
+    picked = (root / "round_2" / "selected.txt").read_text().splitlines()
+    assert max(margins[f] for f in picked) <= min(m for f, m in margins.items() if f not in picked) + 1e-9
+
+
+def test_mlflow_parent_and_children(campaign):
+    outputs, _ = campaign
+    runs = mlflow_runs(outputs)
+    parents = [r for r in runs if r.data.tags.get("bpsrun.kind") == "campaign"]
+    children = [r for r in runs if r.data.tags.get("bpsrun.kind") == "round"]
+    assert len(parents) == 1 and len(children) == 2
+    parent = parents[0]
+    assert parent.data.tags["campaign"] == CAMPAIGN and parent.data.tags["selection"] == "active"
+    assert parent.data.tags["seed"] == "0"
+    client = MlflowClient(tracking_uri=f"sqlite:///{outputs}/mlflow.db")
+    history = client.get_metric_history(parent.info.run_id, "n_labeled")
+    assert sorted((m.step, m.value) for m in history) == [(1, 8.0), (2, 16.0)]
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.data.params["selection.name"] == "active"
+        assert "val_accuracy" in child.data.metrics and "train_loss" in child.data.metrics
+        names = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert names == {"selected.txt", "labels.json", "metrics.json", "confusion.png", "picks.png"}
+
+
+def test_rerun_of_finished_rounds_changes_nothing(campaign, shared_data):
+    outputs, _ = campaign
+    before = snapshot(outputs / CAMPAIGN)
+    run_bpsrun("round=2", "selection=active", outputs=outputs, data=shared_data)
+    assert snapshot(outputs / CAMPAIGN) == before
+    assert len(mlflow_runs(outputs)) == 3
+
+
+def test_changing_a_finished_rounds_selection_is_refused(campaign, shared_data):
+    outputs, _ = campaign
+    before = snapshot(outputs / CAMPAIGN)
+    proc = run_bpsrun(
+        "round=2", "selection=active", "selection.n_samples=9", outputs=outputs, data=shared_data, check=False
+    )
+    assert proc.returncode == 2
+    assert "round 1 of campaign synthetic-active-s0 is finished" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert snapshot(outputs / CAMPAIGN) == before
+
+
+def test_round_by_round_equals_one_run(campaign, tmp_path, shared_data):
+    outputs, _ = campaign
+    run_bpsrun("round=1", "selection=active", outputs=tmp_path, data=shared_data)
+    run_bpsrun("round=2", "selection=active", outputs=tmp_path, data=shared_data)
+    single, stepwise = snapshot(outputs / CAMPAIGN), snapshot(tmp_path / CAMPAIGN)
+    for name in ("round_1/selected.txt", "round_1/labels.json", "round_1/metrics.json", "round_2/selected.txt"):
+        assert stepwise[name] == single[name], name
+    round_1_preds = [k for k in single if k.startswith("round_1/lightly/")]
+    assert round_1_preds and all(stepwise[k] == single[k] for k in round_1_preds)
+
+
+def test_round_zero_is_refused(tmp_path):
+    proc = run_bpsrun("round=0", outputs=tmp_path, check=False)
+    assert proc.returncode == 2 and "rounds count from 1" in proc.stderr

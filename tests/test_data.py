@@ -1,0 +1,114 @@
+"""The synthetic generator, image reading, meta.csv parsing and the grouped, stratified split."""
+
+import csv
+from collections import Counter
+
+import numpy as np
+import pytest
+import tifffile
+
+from bpsrun.data.images import load_tensor, read_image
+from bpsrun.data.manifest import BPS_NAME, SplitSpec, group_key, read_meta, split
+from bpsrun.data.synthetic import SyntheticSpec, generate
+from bpsrun.errors import BpsrunError
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    return generate(SyntheticSpec(num_images=120, seed=5), tmp_path_factory.mktemp("d") / "synthetic")
+
+
+def test_synthetic_images_look_like_bps(synth):
+    rows = list(csv.DictReader(open(synth / "meta.csv")))
+    assert list(rows[0]) == ["filename", "dose_Gy", "particle_type", "hr_post_exposure"]
+    assert len(rows) == 120 and len({r["filename"] for r in rows}) == 120
+    for r in rows[:20]:
+        assert BPS_NAME.match(r["filename"])
+        with tifffile.TiffFile(synth / "images" / r["filename"]) as tif:
+            page = tif.pages[0]
+            assert page.compression == 8  # Adobe Deflate
+            img = page.asarray()
+        assert img.dtype == np.uint16 and img.ndim == 2
+        assert 100 <= min(img.shape) and max(img.shape) <= 180
+        assert 200 < np.median(img) < 900 and img.max() < 4000
+    assert {r["particle_type"] for r in rows} == {"Fe", "X-ray"}
+
+
+def test_truth_is_separate_and_tracks_are_rarer(synth):
+    truth = list(csv.DictReader(open(synth / "truth.csv")))
+    counts = Counter(r["label"] for r in truth)
+    assert set(counts) == {"track", "no track"}
+    assert 0.1 < counts["track"] / len(truth) < 0.45
+    meta = {r["filename"]: r for r in csv.DictReader(open(synth / "meta.csv"))}
+    assert all(meta[r["filename"]]["particle_type"] == "Fe" for r in truth if r["label"] == "track")
+
+
+def test_generator_is_deterministic(synth, tmp_path):
+    again = generate(SyntheticSpec(num_images=120, seed=5), tmp_path / "again")
+    assert (again / "meta.csv").read_bytes() == (synth / "meta.csv").read_bytes()
+    name = next(csv.DictReader(open(synth / "meta.csv")))["filename"]
+    assert (tifffile.imread(again / "images" / name) == tifffile.imread(synth / "images" / name)).all()
+
+
+def test_normalised_input_shape_and_range(synth):
+    name = next(csv.DictReader(open(synth / "meta.csv")))["filename"]
+    x = load_tensor(synth / "images" / name, 48)
+    assert x.shape == (48, 48) and x.dtype == np.float32
+    assert -0.5 <= x.min() and x.max() <= 2.0 and x.max() > 0.5
+
+
+def test_corrupt_and_wrong_images_name_the_file(tmp_path):
+    (tmp_path / "bad.tif").write_bytes(b"II*\x00garbage")
+    with pytest.raises(BpsrunError, match="bad.tif: not a readable image"):
+        read_image(tmp_path / "bad.tif")
+    tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((10, 10, 3), np.uint16))
+    with pytest.raises(BpsrunError, match="rgb.tif: expected one channel"):
+        read_image(tmp_path / "rgb.tif")
+    tifffile.imwrite(tmp_path / "float.tif", np.zeros((10, 10), np.float32))
+    with pytest.raises(BpsrunError, match="float.tif: expected 8- or 16-bit"):
+        read_image(tmp_path / "float.tif")
+
+
+def test_meta_csv_problems_name_the_row(tmp_path):
+    p = tmp_path / "meta.csv"
+    p.write_text("name,dose\na.tif,1\n")
+    with pytest.raises(BpsrunError, match="first column must be 'filename'"):
+        read_meta(p)
+    p.write_text("filename,dose\na.tif,1\na.tif,2\n")
+    with pytest.raises(BpsrunError, match=r"meta.csv:3: duplicate filename 'a.tif'"):
+        read_meta(p)
+
+
+def rows_for(plates: int, wells: int, per_well: int) -> list[dict[str, str]]:
+    rows = []
+    for p in range(plates):
+        for w in range(wells):
+            for k in range(per_well):
+                particle = "Fe" if p % 2 == 0 else "X-ray"
+                rows.append({"filename": f"P{240 + p}_123-A{w + 1}_001_{k:03d}_proj.tif", "particle_type": particle})
+    return rows
+
+
+def test_split_is_stratified():
+    rows = rows_for(4, 5, 10)  # 100 Fe, 100 X-ray
+    parts = split(rows, SplitSpec(val_fraction=0.2, stratify_by="particle_type"))
+    for particle in ("Fe", "X-ray"):
+        assert sum(p == "val" for p, r in zip(parts, rows) if r["particle_type"] == particle) == 20
+
+
+@pytest.mark.parametrize("group_by", ["well", "plate"])
+def test_grouped_split_keeps_groups_whole(group_by):
+    rows = rows_for(6, 5, 4)
+    parts = split(rows, SplitSpec(val_fraction=0.3, group_by=group_by, stratify_by="particle_type"))
+    sides: dict[str, set[str]] = {}
+    for part, row in zip(parts, rows):
+        sides.setdefault(group_key(row["filename"], group_by), set()).add(part)
+    assert all(len(s) == 1 for s in sides.values())
+    assert "val" in parts and "train" in parts
+    for particle in ("Fe", "X-ray"):
+        assert any(p == "train" for p, r in zip(parts, rows) if r["particle_type"] == particle)
+
+
+def test_group_by_needs_bps_names():
+    with pytest.raises(BpsrunError, match="split.group_by=well needs BPS file names"):
+        split([{"filename": "cell1.png"}], SplitSpec(group_by="well"))

@@ -1,0 +1,46 @@
+"""Hydra multirun: every strategy x seed combination is its own campaign; bring-your-own folders."""
+
+import shutil
+
+import numpy as np
+import tifffile
+from PIL import Image
+
+from tests.conftest import run_bpsrun
+
+
+def test_multirun_gives_separate_campaigns(tmp_path, shared_data):
+    run_bpsrun("-m", "selection=random,active", "seed=0,1", "round=2", outputs=tmp_path, data=shared_data)
+    campaigns = sorted(p.name for p in tmp_path.iterdir() if (p / "round_2" / "metrics.json").exists())
+    assert campaigns == ["synthetic-active-s0", "synthetic-active-s1", "synthetic-random-s0", "synthetic-random-s1"]
+    picks = {c: (tmp_path / c / "round_1" / "selected.txt").read_text() for c in campaigns}
+    assert picks["synthetic-random-s0"] != picks["synthetic-random-s1"]
+
+
+def test_folder_dataset_with_png_and_tiff(tmp_path, shared_data):
+    """Bring-your-own data: a folder of PNG and TIFF images with meta.csv, truth from dataset.truth_csv."""
+    run_bpsrun("round=1", "selection=random", outputs=tmp_path / "gen", data=shared_data)
+    source = shared_data / "synthetic-n60-s1234"
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    meta = (source / "meta.csv").read_text().splitlines()
+    truth = (source / "truth.csv").read_text().splitlines()
+    for k, line in enumerate(meta[1:]):
+        name = line.split(",")[0]
+        if k % 2:  # every other image as an 8-bit PNG
+            img = tifffile.imread(source / "images" / name)
+            png = name.replace(".tif", ".png")
+            Image.fromarray((img // 16).astype(np.uint8)).save(folder / png)
+            meta[k + 1] = line.replace(name, png)
+            truth[k + 1] = truth[k + 1].replace(name, png)
+        else:
+            shutil.copy(source / "images" / name, folder / name)
+    (folder / "meta.csv").write_text("\n".join(meta) + "\n")
+    (tmp_path / "truth.csv").write_text("\n".join(truth) + "\n")
+    out = tmp_path / "out"
+    args = ("dataset=folder", f"dataset.path={folder}", "round=1", "selection=random")
+    proc = run_bpsrun(*args, outputs=out, check=False)
+    assert proc.returncode == 2 and "needs ground truth; set dataset.truth_csv" in proc.stderr
+    run_bpsrun(*args, f"dataset.truth_csv={tmp_path / 'truth.csv'}", outputs=out)
+    selected = (out / "folder-random-s0" / "round_1" / "selected.txt").read_text().splitlines()
+    assert len(selected) == 8 and any(f.endswith(".png") for f in [*selected, *meta])
