@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 
 import hydra
 from omegaconf import DictConfig
@@ -15,6 +16,8 @@ log = logging.getLogger("bpsrun")
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)  # tips and device banners
     from bpsrun.campaign import Campaign
 
     try:

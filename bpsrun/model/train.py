@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -14,21 +13,27 @@ from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
 from bpsrun.model.module import NucleusClassifier
 
-warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
-warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-
 
 class History(pl.Callback):
-    """Epoch-level metrics, kept for MLflow (logged after training so a crash never leaves a half-logged run)."""
+    """Epoch-level metrics, kept for MLflow (logged after training so a crash never leaves a half-logged run).
+
+    An epoch's aggregated train and validation metrics are complete only once the next epoch starts (or
+    training ends), so rows are taken then.
+    """
 
     def __init__(self) -> None:
         self.rows: list[dict[str, float]] = []
 
-    def on_validation_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
+    def record(self, trainer: pl.Trainer) -> None:
         row = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        self.rows.append({"epoch": trainer.current_epoch, **row})
+        self.rows.append({"epoch": len(self.rows), **row})
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if trainer.current_epoch > len(self.rows):
+            self.record(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self.record(trainer)
 
 
 def build_module(model_cfg: DictConfig, num_classes: int) -> NucleusClassifier:
