@@ -24,6 +24,7 @@ from bpsrun.export.predictions import read_predictions, write_predictions
 from bpsrun.files import atomic_file, atomic_write_json, atomic_write_text
 from bpsrun.label.jsonmin import read_labels
 from bpsrun.label.oracle import Oracle, read_truth
+from bpsrun.lock import campaign_lock
 from bpsrun.select.config import round_config, validate
 from bpsrun.select.engine import SelectionInputs, select
 
@@ -70,6 +71,10 @@ class Campaign:
         target = self.cfg.round
         if not isinstance(target, int) or target < 1:
             raise BpsrunError(f"round={target!r}: rounds count from 1; run e.g. `python -m bpsrun round=2`")
+        with campaign_lock(self.root):
+            return self.run_locked(target)
+
+    def run_locked(self, target: int) -> float:
         files = get_method(self.cfg.dataset.loader)(self.cfg.dataset)
         self.truth_csv = files.truth_csv
         self.labeler = self.make_labeler()  # before anything is written: a misconfigured run leaves no trace

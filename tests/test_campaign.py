@@ -2,18 +2,27 @@
 
 import csv
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
+from bpsrun.lock import campaign_lock
 from tests.conftest import run_bpsrun
 
 CAMPAIGN = "synthetic-active-s0"
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file's bytes, except the lock (it records the last writer's pid, not campaign state)."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
 
 
 def mlflow_runs(outputs: Path) -> list:
@@ -127,6 +136,22 @@ def test_round_by_round_equals_one_run(campaign, tmp_path, shared_data):
         assert stepwise[name] == single[name], name
     round_1_preds = [k for k in single if k.startswith("round_1/lightly/")]
     assert round_1_preds and all(stepwise[k] == single[k] for k in round_1_preds)
+
+
+def test_second_writer_is_refused_and_dead_lock_is_taken_over(campaign, shared_data):
+    outputs, _ = campaign
+    with campaign_lock(outputs / CAMPAIGN):
+        proc = run_bpsrun("round=2", "selection=active", outputs=outputs, data=shared_data, check=False)
+    assert proc.returncode == 2 and "campaign is in use by another bpsrun process" in proc.stderr
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from bpsrun.lock import campaign_lock\n"
+         "with campaign_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(60)", str(outputs / CAMPAIGN)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout.readline().strip() == "locked"
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    run_bpsrun("round=2", "selection=active", outputs=outputs, data=shared_data)
 
 
 def test_round_zero_is_refused(tmp_path):
