@@ -157,15 +157,22 @@ class Campaign:
         )
         labeled = set(self.labeled_before(r))
         candidates = [i for i in self.pool.train if self.pool.rows[i]["file"] not in labeled]
-        inputs = SelectionInputs(candidates=self.pool.files(candidates), default_seed=int(self.cfg.seed))
+        meta_keys = [k for k in self.pool.rows[0] if k not in ("file", "path", "split")]
+        inputs = SelectionInputs(
+            candidates=self.pool.files(candidates),
+            categories={self.task: self.classes},
+            metadata={k: np.array([self.pool.rows[i][k] for i in candidates]) for k in meta_keys},
+            default_seed=int(self.cfg.seed),
+        )
         inputs_used = {s["input"]["type"] for s in lightly_config["strategies"]}
         if "EMBEDDINGS" in inputs_used:
             emb = self.embeddings()
-            row_of = {i: k for k, i in enumerate(self.pool.train)}
-            inputs.embeddings = emb[[row_of[i] for i in candidates]]
-            labeled_idx = [row_of[i] for i in self.pool.train if self.pool.rows[i]["file"] in labeled]
-            inputs.labeled_embeddings = emb[labeled_idx] if labeled_idx else None
-        if "SCORES" in inputs_used and r > 1:
+            row_of = {self.pool.rows[i]["file"]: k for k, i in enumerate(self.pool.train)}
+            inputs.embeddings = emb[[row_of[f] for f in inputs.candidates]]
+            labeled_rows = [row_of[f] for f in self.labeled_before(r)]
+            inputs.labeled_embeddings = emb[labeled_rows] if labeled_rows else None
+            inputs.tags = {f"round_{k}": emb[[row_of[f] for f in self.read_selected(k)]] for k in range(1, r)}
+        if inputs_used & {"SCORES", "PREDICTIONS"} and r > 1:
             inputs.predictions[self.task] = read_predictions(self.predictions_dir(r - 1), self.task, inputs.candidates)
         picks = [inputs.candidates[i] for i in select(lightly_config, inputs)]
         log.info("round %d: selected %d of %d candidates", r, len(picks), len(candidates))

@@ -17,6 +17,16 @@ def test_multirun_gives_separate_campaigns(tmp_path, shared_data):
     assert picks["synthetic-random-s0"] != picks["synthetic-random-s1"]
 
 
+def test_balanced_hybrid_and_typiclust_presets_run_end_to_end(tmp_path, shared_data):
+    run_bpsrun("-m", "selection=bps_balanced,hybrid,typiclust", "round=2", outputs=tmp_path, data=shared_data)
+    for name in ("bps_balanced", "hybrid", "typiclust"):
+        assert len((tmp_path / f"synthetic-{name}-s0" / "round_2" / "selected.txt").read_text().splitlines()) == 8
+    manifest = (tmp_path / "synthetic-bps_balanced-s0" / "manifest.csv").read_text().splitlines()
+    particle = {line.split(",")[0]: line.split(",")[4] for line in manifest[1:]}
+    picks = (tmp_path / "synthetic-bps_balanced-s0" / "round_1" / "selected.txt").read_text().split()
+    assert sorted(particle[f] for f in picks) == ["Fe"] * 4 + ["X-ray"] * 4
+
+
 def test_folder_dataset_with_png_and_tiff(tmp_path, shared_data):
     """Bring-your-own data: a folder of PNG and TIFF images with meta.csv, truth from dataset.truth_csv."""
     run_bpsrun("round=1", "selection=random", outputs=tmp_path / "gen", data=shared_data)

@@ -6,8 +6,15 @@ from typing import Any
 
 from bpsrun.errors import BpsrunError
 
-SUPPORTED_STRATEGIES = ("DIVERSITY", "WEIGHTS")
-SUPPORTED_INPUTS = ("EMBEDDINGS", "SCORES", "RANDOM")
+# strategy type -> the input types it can take
+INPUTS_FOR = {
+    "DIVERSITY": ("EMBEDDINGS",),
+    "TYPICALITY": ("EMBEDDINGS",),
+    "SIMILARITY": ("EMBEDDINGS",),
+    "WEIGHTS": ("SCORES", "RANDOM", "METADATA"),
+    "THRESHOLD": ("SCORES", "RANDOM", "METADATA"),
+    "BALANCE": ("METADATA", "PREDICTIONS"),
+}
 
 
 def round_config(selection: dict[str, Any], round_: int) -> dict[str, Any]:
@@ -36,17 +43,15 @@ def validate(config: dict[str, Any], source: str) -> None:
     except (ValueError, TypeError, KeyError) as exc:
         raise BpsrunError(f"{source}: invalid Lightly selection config ({exc}); see README 'Selection'") from None
     for i, entry in enumerate(config["strategies"]):
-        kind, source_type = entry["strategy"]["type"], entry["input"]["type"]
+        strategy, kind, source_type = entry["strategy"], entry["strategy"]["type"], entry["input"]["type"]
         where = f"{source}: strategies[{i}]"
-        if kind not in SUPPORTED_STRATEGIES:
-            raise BpsrunError(
-                f"{where}.strategy.type={kind} is not in the local engine yet; use {SUPPORTED_STRATEGIES}"
-            )
-        if source_type not in SUPPORTED_INPUTS:
-            raise BpsrunError(
-                f"{where}.input.type={source_type} is not in the local engine yet; use {SUPPORTED_INPUTS}"
-            )
-        if kind == "DIVERSITY" and source_type != "EMBEDDINGS":
-            raise BpsrunError(f"{where}: DIVERSITY needs input.type=EMBEDDINGS, got {source_type}")
-        if kind == "WEIGHTS" and source_type == "EMBEDDINGS":
-            raise BpsrunError(f"{where}: WEIGHTS needs a scalar input (SCORES or RANDOM), got EMBEDDINGS")
+        if kind not in INPUTS_FOR:
+            raise BpsrunError(f"{where}.strategy.type={kind} is not in the local engine; use one of {list(INPUTS_FOR)}")
+        if source_type not in INPUTS_FOR[kind]:
+            raise BpsrunError(f"{where}: {kind} needs input.type in {INPUTS_FOR[kind]}, got {source_type}")
+        if kind == "THRESHOLD" and (strategy.get("threshold") is None or strategy.get("operation") is None):
+            raise BpsrunError(f"{where}: THRESHOLD needs both strategy.threshold and strategy.operation")
+        if kind == "BALANCE" and not strategy.get("target") and strategy.get("distribution") in (None, "TARGET"):
+            raise BpsrunError(f"{where}: BALANCE needs strategy.target, or distribution UNIFORM or INPUT")
+        if source_type == "PREDICTIONS" and entry["input"].get("name") != "CLASS_DISTRIBUTION":
+            raise BpsrunError(f"{where}: PREDICTIONS input supports name=CLASS_DISTRIBUTION only")

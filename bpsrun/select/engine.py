@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 
 from bpsrun.errors import BpsrunError
-from bpsrun.select.greedy import EPS, Diversity, greedy_select
+from bpsrun.select.greedy import EPS, Diversity, Objective, greedy_select
 from bpsrun.select.scores import SCORES
+from bpsrun.select.strategies import Balance, StopBelow, balance_targets, similarity, threshold_mask, typicality
 
 
 @dataclass
@@ -21,6 +22,9 @@ class SelectionInputs:
     embeddings: np.ndarray | None = None
     labeled_embeddings: np.ndarray | None = None
     predictions: dict[str, np.ndarray] = field(default_factory=dict)  # task -> N x C probabilities
+    categories: dict[str, list[str]] = field(default_factory=dict)  # task -> class names
+    metadata: dict[str, np.ndarray] = field(default_factory=dict)  # key -> one value per candidate
+    tags: dict[str, np.ndarray] = field(default_factory=dict)  # tag name -> embeddings of those samples
     default_seed: int = 0
 
 
@@ -48,37 +52,88 @@ def budget(config: dict[str, Any], pool_size: int) -> int:
     return n
 
 
+def predictions_for(spec: dict[str, Any], inputs: SelectionInputs) -> np.ndarray:
+    task = spec.get("task")
+    if task not in inputs.predictions:
+        known = sorted(inputs.predictions) or "none yet (round 1 has no model)"
+        raise BpsrunError(f"{spec['type']} input needs predictions for task {task!r}; available: {known}")
+    return inputs.predictions[task]
+
+
+def metadata_for(spec: dict[str, Any], inputs: SelectionInputs) -> np.ndarray:
+    key = spec.get("key")
+    if key not in inputs.metadata:
+        raise BpsrunError(f"METADATA key {key!r} does not exist; available keys: {sorted(inputs.metadata)}")
+    return inputs.metadata[key]
+
+
 def scalar_input(spec: dict[str, Any], inputs: SelectionInputs) -> np.ndarray:
     if spec["type"] == "RANDOM":
         return random_values(inputs.candidates, int(spec.get("random_seed", inputs.default_seed)))
-    task, score = spec.get("task"), spec.get("score")
-    if task not in inputs.predictions:
-        known = sorted(inputs.predictions) or "none yet (round 1 has no model)"
-        raise BpsrunError(f"SCORES input needs predictions for task {task!r}; available: {known}")
+    if spec["type"] == "METADATA":
+        values = metadata_for(spec, inputs)
+        try:
+            return values.astype(np.float64)
+        except ValueError:
+            raise BpsrunError(f"METADATA key {spec['key']!r} is not numeric; use it with BALANCE") from None
+    score = spec.get("score")
     if score not in SCORES:
-        raise BpsrunError(f"unknown score {score!r} for task {task!r}; use one of {sorted(SCORES)}")
-    return SCORES[score](inputs.predictions[task])
+        raise BpsrunError(f"unknown score {score!r} for task {spec.get('task')!r}; use one of {sorted(SCORES)}")
+    return SCORES[score](predictions_for(spec, inputs))
+
+
+def categorical_input(spec: dict[str, Any], inputs: SelectionInputs) -> np.ndarray:
+    if spec["type"] == "METADATA":
+        return metadata_for(spec, inputs).astype(str)
+    probs = predictions_for(spec, inputs)  # PREDICTIONS, name CLASS_DISTRIBUTION: the predicted class
+    names = inputs.categories.get(spec["task"], [str(c) for c in range(probs.shape[1])])
+    return np.asarray(names)[probs.argmax(axis=1)]
+
+
+def embeddings_for(inputs: SelectionInputs, kind: str) -> np.ndarray:
+    if inputs.embeddings is None:
+        raise BpsrunError(f"{kind} needs embeddings; set an embedding (e.g. embedding=simclr)")
+    return inputs.embeddings
+
+
+def query_for(spec: dict[str, Any], inputs: SelectionInputs) -> np.ndarray:
+    """SIMILARITY's query set: an earlier round's picks (`tag_name: round_<k>`) or, by default, all labeled samples."""
+    tag = spec.get("tag_name")
+    query = inputs.tags.get(tag) if tag else inputs.labeled_embeddings
+    if query is None or len(query) == 0:
+        known = sorted(inputs.tags) or "none yet"
+        raise BpsrunError(f"SIMILARITY needs a query set: tag_name {tag!r} has no samples; known tags: {known}")
+    return query
 
 
 def select(config: dict[str, Any], inputs: SelectionInputs) -> list[int]:
-    """Indices into `inputs.candidates`, in pick order."""
+    """Indices into `inputs.candidates`, in pick order. THRESHOLD filters first; the rest are one product."""
     n = budget(config, len(inputs.candidates))
     static_log = np.zeros(len(inputs.candidates))
-    dynamic: list[Diversity] = []
+    available = np.ones(len(inputs.candidates), dtype=bool)
+    dynamic: list[Objective] = []
     for entry in config["strategies"]:
         strategy, spec = entry["strategy"], entry["input"]
-        strength = float(strategy.get("strength", 1.0))
-        if strategy["type"] == "DIVERSITY":
-            if inputs.embeddings is None:
-                raise BpsrunError("DIVERSITY needs embeddings; set an embedding (e.g. embedding=simclr)")
-            dynamic.append(
-                Diversity(
-                    inputs.embeddings,
-                    strength=strength,
-                    labeled=inputs.labeled_embeddings,
-                    min_distance=strategy.get("stopping_condition_minimum_distance"),
-                )
-            )
-        else:
+        kind, strength = strategy["type"], float(strategy.get("strength", 1.0))
+        if kind == "THRESHOLD":
+            available &= threshold_mask(scalar_input(spec, inputs), float(strategy["threshold"]), strategy["operation"])
+        elif kind == "WEIGHTS":
             static_log += strength * np.log(np.clip(scalar_input(spec, inputs), 0, None) + EPS)
-    return greedy_select(n, static_log, dynamic)
+        elif kind == "DIVERSITY":
+            x = embeddings_for(inputs, kind)
+            stop = strategy.get("stopping_condition_minimum_distance")
+            dynamic.append(Diversity(x, strength=strength, labeled=inputs.labeled_embeddings, min_distance=stop))
+        elif kind == "TYPICALITY":
+            values = typicality(embeddings_for(inputs, kind), int(strategy.get("num_nearest_neighbors") or 20))
+            static_log += strength * np.log(values + EPS)
+            if strategy.get("stopping_condition_minimum_typicality") is not None:
+                dynamic.append(StopBelow(values, float(strategy["stopping_condition_minimum_typicality"])))
+        elif kind == "SIMILARITY":
+            static_log += strength * np.log(similarity(embeddings_for(inputs, kind), query_for(spec, inputs)) + EPS)
+        elif kind == "BALANCE":
+            values = categorical_input(spec, inputs)
+            targets = balance_targets(values, strategy.get("target"), strategy.get("distribution") or "TARGET")
+            dynamic.append(Balance(values, targets, n, strength=strength))
+        else:
+            raise BpsrunError(f"strategy type {kind!r} is not supported by the local engine")
+    return greedy_select(n, static_log, dynamic, available)

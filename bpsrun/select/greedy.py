@@ -9,7 +9,9 @@ Cost: O(n * N * D) for n picks from N candidates with D-dimensional embeddings, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -61,18 +63,34 @@ class Diversity:
         self.has_centres = True
 
 
-def greedy_select(n: int, static_log: np.ndarray, dynamic: list[Diversity]) -> list[int]:
-    """Pick up to n indices; `static_log` is the summed strength * log(weight) of the static objectives."""
+class Objective(Protocol):
+    """A per-pick objective whose values change as samples are picked (DIVERSITY, BALANCE, stop conditions)."""
+
+    def log_objective(self) -> np.ndarray | float: ...
+
+    def stops(self, i: int) -> bool: ...
+
+    def update(self, i: int) -> None: ...
+
+
+def greedy_select(
+    n: int, static_log: np.ndarray, dynamic: Sequence[Objective], available: np.ndarray | None = None
+) -> list[int]:
+    """Pick up to n indices among `available` (all by default; THRESHOLD filters narrow it).
+
+    `static_log` is the summed strength * log(value) of the static objectives (WEIGHTS, TYPICALITY, SIMILARITY).
+    """
     objective = static_log.astype(np.float64).copy()
-    available = np.ones(len(objective), dtype=bool)
+    available = np.ones(len(objective), dtype=bool) if available is None else available.copy()
     picks: list[int] = []
     if not dynamic:  # a static objective needs no loop: a stable sort keeps ties in index order
-        return [int(i) for i in np.argsort(-objective, kind="stable")[:n]]
-    for _ in range(n):
+        order = np.argsort(-objective, kind="stable")
+        return [int(i) for i in order[available[order]][:n]]
+    for _ in range(min(n, int(available.sum()))):
         total = objective + sum(d.log_objective() for d in dynamic)
         total[~available] = -np.inf
         i = int(np.argmax(total))
-        if not available[i] or any(d.stops(i) for d in dynamic):
+        if any(d.stops(i) for d in dynamic):
             break
         picks.append(i)
         available[i] = False
