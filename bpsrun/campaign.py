@@ -174,11 +174,31 @@ class Campaign:
             inputs.tags = {f"round_{k}": emb[[row_of[f] for f in self.read_selected(k)]] for k in range(1, r)}
         if inputs_used & {"SCORES", "PREDICTIONS"} and r > 1:
             inputs.predictions[self.task] = read_predictions(self.predictions_dir(r - 1), self.task, inputs.candidates)
+        if r > 1 and any(s["input"].get("score") == "uncertainty_bald" for s in lightly_config["strategies"]):
+            row_of = {self.pool.rows[i]["file"]: k for k, i in enumerate(self.pool.train)}
+            inputs.mc_predictions[self.task] = self.mc_probs(r - 1)[:, [row_of[f] for f in inputs.candidates]]
         picks = [inputs.candidates[i] for i in select(lightly_config, inputs)]
         log.info("round %d: selected %d of %d candidates", r, len(picks), len(candidates))
         atomic_write_json(rd / "selection.json", lightly_config)
         atomic_write_text(rd / "selected.txt", "".join(f"{f}\n" for f in picks))
         return picks
+
+    def mc_probs(self, r: int) -> np.ndarray:
+        """Monte-Carlo dropout probabilities (passes x pool x classes) of round r's model, computed once."""
+        from bpsrun.model.train import build_module, mc_dropout_proba
+
+        path = self.round_dir(r) / "mc_probs.npy"
+        if not path.exists():
+            module = build_module(self.cfg.model, len(self.classes))
+            module.load_state_dict(torch.load(self.round_dir(r) / "model.pt", map_location="cpu"))
+            x = np.asarray(self.images(int(self.cfg.model.image_size))[self.pool.train])
+            passes = int(self.cfg.selection.get("mc_passes", 10))
+            probs = mc_dropout_proba(
+                module, x, passes, self.cfg.trainer.eval_batch_size, seed=int(self.cfg.seed) * 1000 + r
+            )
+            with atomic_file(path) as tmp, open(tmp, "wb") as f:
+                np.save(f, probs)
+        return np.load(path)
 
     def embeddings(self) -> np.ndarray:
         """Self-supervised embeddings of the training pool, computed once per campaign."""

@@ -7,8 +7,9 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from bpsrun.errors import BpsrunError
 from bpsrun.model.module import flip_rotate
-from bpsrun.model.train import evaluate, fit, predict_proba
+from bpsrun.model.train import build_module, evaluate, fit, mc_dropout_proba, predict_proba
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -26,6 +27,21 @@ def test_model_trains_and_predicts(model):
     probs = predict_proba(module, x, 4)
     assert probs.shape == (8, 2) and np.allclose(probs.sum(axis=1), 1.0)
     assert sum(p.numel() for p in module.parameters()) > 1000
+
+
+def test_mc_dropout_passes_differ_and_need_dropout():
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose(
+            "config", overrides=["model.image_size=32", "trainer.max_epochs=1", "trainer.min_samples_per_epoch=8"]
+        )
+        resnet = compose("config", overrides=["model=resnet18"])
+    x = np.random.default_rng(2).normal(size=(8, 1, 32, 32)).astype(np.float16)
+    module = fit(cfg, x, np.array([0, 1] * 4), x, np.array([0, 1] * 4), seed=0, num_classes=2)[0]
+    mc = mc_dropout_proba(module, x, passes=3, batch_size=8, seed=0)
+    assert mc.shape == (3, 8, 2) and not np.allclose(mc[0], mc[1])
+    assert not module.training  # back in eval mode: plain predictions stay deterministic
+    with pytest.raises(BpsrunError, match="uncertainty_bald needs a model with dropout"):
+        mc_dropout_proba(build_module(resnet.model, 2), x, passes=2, batch_size=8, seed=0)
 
 
 def test_same_seed_same_weights():

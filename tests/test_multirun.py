@@ -17,9 +17,11 @@ def test_multirun_gives_separate_campaigns(tmp_path, shared_data):
     assert picks["synthetic-random-s0"] != picks["synthetic-random-s1"]
 
 
-def test_balanced_hybrid_and_typiclust_presets_run_end_to_end(tmp_path, shared_data):
-    run_bpsrun("-m", "selection=bps_balanced,hybrid,typiclust", "round=2", outputs=tmp_path, data=shared_data)
-    for name in ("bps_balanced", "hybrid", "typiclust"):
+def test_balanced_hybrid_typiclust_and_bald_presets_run_end_to_end(tmp_path, shared_data):
+    run_bpsrun("-m", "selection=bps_balanced,hybrid,typiclust,bald", "round=2", outputs=tmp_path, data=shared_data)
+    mc = np.load(tmp_path / "synthetic-bald-s0" / "round_1" / "mc_probs.npy")
+    assert mc.shape[0] == 10 and mc.shape[2] == 2 and not np.allclose(mc[0], mc[1])
+    for name in ("bps_balanced", "hybrid", "typiclust", "bald"):
         assert len((tmp_path / f"synthetic-{name}-s0" / "round_2" / "selected.txt").read_text().splitlines()) == 8
     manifest = (tmp_path / "synthetic-bps_balanced-s0" / "manifest.csv").read_text().splitlines()
     particle = {line.split(",")[0]: line.split(",")[4] for line in manifest[1:]}

@@ -13,7 +13,7 @@ PRESETS = sorted(p.stem for p in (CONF / "selection").glob("*.yaml"))
 
 
 def test_all_presets_are_listed():
-    assert PRESETS == ["active", "bps_balanced", "diversity", "hybrid", "random", "typiclust"]
+    assert PRESETS == ["active", "bald", "bps_balanced", "diversity", "hybrid", "random", "typiclust"]
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -26,5 +26,5 @@ def test_preset_is_valid(preset):
         config = round_config(selection, r)
         validate(config, f"{preset} round {r}")
         assert config["n_samples"] == selection["n_samples"]
-    if preset in ("active", "hybrid", "typiclust", "bps_balanced"):
+    if preset in ("active", "bald", "hybrid", "typiclust", "bps_balanced"):
         assert round_config(selection, 2)["strategies"][0]["input"]["type"] == "SCORES"

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from bpsrun.select.scores import entropy, least_confidence, margin
+from bpsrun.select.scores import bald, entropy, least_confidence, margin
 
 P2 = np.array([[0.5, 0.5], [0.9, 0.1], [1.0, 0.0], [0.2, 0.8]])
 P3 = np.array([[1 / 3, 1 / 3, 1 / 3], [0.7, 0.2, 0.1], [0.0, 0.0, 1.0], [0.5, 0.5, 0.0]])
@@ -37,3 +37,15 @@ def test_two_classes_rank_alike():
     order = np.argsort(-entropy(probs), kind="stable")
     assert (np.argsort(-least_confidence(probs), kind="stable") == order).all()
     assert (np.argsort(-margin(probs), kind="stable") == order).all()
+
+
+def test_bald_by_hand():
+    # Sample 0: both passes agree on 0.5/0.5 -> no disagreement, BALD 0 (though entropy is maximal).
+    # Sample 1: passes say 1/0 and 0/1 -> mean 0.5/0.5, H(mean) = 1, mean H = 0 -> BALD 1.
+    # Sample 2: passes 0.9/0.1 and 0.5/0.5 -> mean 0.7/0.3: H(0.7) - (H(0.9) + H(0.5)) / 2.
+    mc = np.array([[[0.5, 0.5], [1.0, 0.0], [0.9, 0.1]], [[0.5, 0.5], [0.0, 1.0], [0.5, 0.5]]])
+
+    def h(p):
+        return -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+
+    assert bald(mc) == pytest.approx([0.0, 1.0, h(0.7) - (h(0.9) + 1.0) / 2])

@@ -9,8 +9,8 @@ from bpsrun.select.engine import SelectionInputs, random_values, select
 from bpsrun.select.greedy import Diversity, greedy_select
 
 # Unit vectors at angles 0, 10, 90, 180, 270 degrees (the 10-degree one is a near-duplicate of the first).
-ANGLES = np.deg2rad([0, 10, 90, 180, 270])
-X = np.stack([np.cos(ANGLES), np.sin(ANGLES)], axis=1)
+C10, S10 = np.cos(np.deg2rad(10)), np.sin(np.deg2rad(10))
+X = np.array([[1.0, 0.0], [C10, S10], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])  # exact, so ties are real ties
 
 DIVERSITY = {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}
 

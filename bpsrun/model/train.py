@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
+from bpsrun.errors import BpsrunError
 from bpsrun.model.module import NucleusClassifier
 
 
@@ -75,7 +76,8 @@ def fit(
 def predict_proba(module: NucleusClassifier, x: np.ndarray, batch_size: int, desc: str = "predicting") -> np.ndarray:
     from tqdm import tqdm
 
-    module.eval()
+    if not any(m.training for m in module.modules()):
+        module.eval()
     device = next(module.parameters()).device
     out = []
     for (xb,) in tqdm(loader(x, None, batch_size), desc=desc, unit="batch", leave=False):
@@ -100,3 +102,21 @@ def evaluate(probs: np.ndarray, y: np.ndarray, num_classes: int) -> dict[str, An
         "val_f1": float(f1.mean()),
         "confusion": confusion.tolist(),
     }
+
+
+@torch.no_grad()
+def mc_dropout_proba(module: NucleusClassifier, x: np.ndarray, passes: int, batch_size: int, seed: int) -> np.ndarray:
+    """T x N x C probabilities with dropout active and everything else (batch norm) in eval mode."""
+    dropouts = [m for m in module.modules() if isinstance(m, torch.nn.Dropout) and m.p > 0]
+    if not dropouts:
+        raise BpsrunError("uncertainty_bald needs a model with dropout (e.g. model=small_cnn); this one has none")
+    module.eval()
+    for m in dropouts:
+        m.train()
+    torch.manual_seed(seed)
+    try:
+        return np.stack(
+            [predict_proba(module, x, batch_size, f"MC dropout pass {t + 1}/{passes}") for t in range(passes)]
+        )
+    finally:
+        module.eval()

@@ -10,7 +10,7 @@ import numpy as np
 
 from bpsrun.errors import BpsrunError
 from bpsrun.select.greedy import EPS, Diversity, Objective, greedy_select
-from bpsrun.select.scores import SCORES
+from bpsrun.select.scores import SCORES, bald
 from bpsrun.select.strategies import Balance, StopBelow, balance_targets, similarity, threshold_mask, typicality
 
 
@@ -22,6 +22,7 @@ class SelectionInputs:
     embeddings: np.ndarray | None = None
     labeled_embeddings: np.ndarray | None = None
     predictions: dict[str, np.ndarray] = field(default_factory=dict)  # task -> N x C probabilities
+    mc_predictions: dict[str, np.ndarray] = field(default_factory=dict)  # task -> T x N x C dropout passes
     categories: dict[str, list[str]] = field(default_factory=dict)  # task -> class names
     metadata: dict[str, np.ndarray] = field(default_factory=dict)  # key -> one value per candidate
     tags: dict[str, np.ndarray] = field(default_factory=dict)  # tag name -> embeddings of those samples
@@ -77,8 +78,13 @@ def scalar_input(spec: dict[str, Any], inputs: SelectionInputs) -> np.ndarray:
         except ValueError:
             raise BpsrunError(f"METADATA key {spec['key']!r} is not numeric; use it with BALANCE") from None
     score = spec.get("score")
+    if score == "uncertainty_bald":
+        if spec.get("task") not in inputs.mc_predictions:
+            raise BpsrunError(f"uncertainty_bald needs Monte-Carlo dropout predictions for task {spec.get('task')!r}")
+        return bald(inputs.mc_predictions[spec["task"]])
     if score not in SCORES:
-        raise BpsrunError(f"unknown score {score!r} for task {spec.get('task')!r}; use one of {sorted(SCORES)}")
+        names = sorted([*SCORES, "uncertainty_bald"])
+        raise BpsrunError(f"unknown score {score!r} for task {spec.get('task')!r}; use one of {names}")
     return SCORES[score](predictions_for(spec, inputs))
 
 

@@ -34,22 +34,33 @@ def min_distances(x: np.ndarray, centres: np.ndarray, chunk: int = 4096) -> np.n
 
 @dataclass
 class Diversity:
-    """k-center greedy on unit-normalised embeddings; `labeled` rows count as already chosen centres."""
+    """k-center greedy on unit-normalised embeddings; `labeled` rows count as already chosen centres.
+
+    It tracks each sample's largest cosine similarity to a centre (distance^2 = 2 - 2 * similarity), so a pick
+    costs one matrix-vector product and one running maximum; picked samples get similarity +inf.
+    """
 
     x: np.ndarray
     strength: float = 1.0
     labeled: np.ndarray | None = None
     min_distance: float | None = None
-    dist: np.ndarray = field(init=False)
+    best_sim: np.ndarray = field(init=False)
     has_centres: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.x = unit_rows(self.x)
         self.has_centres = self.labeled is not None and len(self.labeled) > 0
         if self.has_centres:
-            self.dist = min_distances(self.x, unit_rows(self.labeled))
-        else:
-            self.dist = np.linalg.norm(self.x - self.x.mean(axis=0), axis=1)
+            self.best_sim = 1.0 - min_distances(self.x, unit_rows(self.labeled)) ** 2 / 2.0
+        else:  # before any centre: the distance to the centroid stands in, expressed as a similarity
+            self.best_sim = 1.0 - np.linalg.norm(self.x - self.x.mean(axis=0), axis=1) ** 2 / 2.0
+
+    @property
+    def dist(self) -> np.ndarray:
+        return np.sqrt(np.maximum(2.0 - 2.0 * self.best_sim, 0.0))
+
+    def farthest(self) -> int:
+        return int(np.argmin(self.best_sim))
 
     def log_objective(self) -> np.ndarray:
         return self.strength * np.log(self.dist + EPS)
@@ -58,9 +69,25 @@ class Diversity:
         return self.has_centres and self.min_distance is not None and self.dist[i] < self.min_distance
 
     def update(self, i: int) -> None:
-        d = np.sqrt(np.maximum(2.0 - 2.0 * (self.x @ self.x[i]), 0.0))
-        self.dist = np.minimum(self.dist, d) if self.has_centres else d
+        sims = self.x @ self.x[i]
+        if self.has_centres:
+            np.maximum(self.best_sim, sims, out=self.best_sim)
+        else:
+            self.best_sim = sims
+        self.best_sim[i] = np.inf
         self.has_centres = True
+
+
+def kcenter(n: int, d: Diversity) -> list[int]:
+    """Plain k-center greedy: the sample least similar to every centre, n times (no logs, no masks)."""
+    picks: list[int] = []
+    for _ in range(min(n, len(d.x))):
+        i = d.farthest()
+        if d.stops(i):
+            break
+        picks.append(i)
+        d.update(i)
+    return picks
 
 
 class Objective(Protocol):
@@ -86,6 +113,8 @@ def greedy_select(
     if not dynamic:  # a static objective needs no loop: a stable sort keeps ties in index order
         order = np.argsort(-objective, kind="stable")
         return [int(i) for i in order[available[order]][:n]]
+    if len(dynamic) == 1 and isinstance(dynamic[0], Diversity) and not objective.any() and available.all():
+        return kcenter(n, dynamic[0])
     for _ in range(min(n, int(available.sum()))):
         total = objective + sum(d.log_objective() for d in dynamic)
         total[~available] = -np.inf

@@ -25,6 +25,15 @@ def entropy(probs: np.ndarray) -> np.ndarray:
     return -terms.sum(axis=1) / np.log2(c)
 
 
+def bald(mc_probs: np.ndarray) -> np.ndarray:
+    """BALD: mutual information between the prediction and the weights, from T Monte-Carlo dropout passes.
+
+    `mc_probs` is T x N x C; the score is (H(mean_t p_t) - mean_t H(p_t)) / log2 C, in [0, 1].
+    """
+    mean_entropy = entropy(mc_probs.reshape(-1, mc_probs.shape[-1])).reshape(mc_probs.shape[:2]).mean(axis=0)
+    return np.clip(entropy(mc_probs.mean(axis=0)) - mean_entropy, 0.0, 1.0)
+
+
 SCORES = {
     "uncertainty_least_confidence": least_confidence,
     "uncertainty_margin": margin,
