@@ -166,7 +166,7 @@ class Campaign:
         )
         inputs_used = {s["input"]["type"] for s in lightly_config["strategies"]}
         if "EMBEDDINGS" in inputs_used:
-            emb = self.embeddings()
+            emb = self.embeddings(r)
             row_of = {self.pool.rows[i]["file"]: k for k, i in enumerate(self.pool.train)}
             inputs.embeddings = emb[[row_of[f] for f in inputs.candidates]]
             labeled_rows = [row_of[f] for f in self.labeled_before(r)]
@@ -200,14 +200,36 @@ class Campaign:
                 np.save(f, probs)
         return np.load(path)
 
-    def embeddings(self) -> np.ndarray:
+    def embeddings(self, r: int) -> np.ndarray:
+        """Embeddings of the training pool for round r's selection."""
+        if self.cfg.embedding.name == "classifier" and r > 1:
+            return self.classifier_embeddings(r - 1)
+        return self.ssl_embeddings()
+
+    def classifier_embeddings(self, r: int) -> np.ndarray:
+        """Penultimate-layer features of round r's model, computed once."""
+        from bpsrun.model.train import build_module
+
+        path = self.round_dir(r) / "embeddings-classifier.npy"
+        if not path.exists():
+            module = build_module(self.cfg.model, len(self.classes))
+            module.load_state_dict(torch.load(self.round_dir(r) / "model.pt", map_location="cpu"))
+            module.eval()
+            x = torch.from_numpy(np.asarray(self.images(int(self.cfg.model.image_size))[self.pool.train])).float()
+            with torch.no_grad():
+                feats = torch.cat([module.net.embed(xb) for xb in torch.split(x, 256)]).numpy()
+            with atomic_file(path) as tmp, open(tmp, "wb") as f:
+                np.save(f, feats.astype(np.float32))
+        return np.load(path)
+
+    def ssl_embeddings(self) -> np.ndarray:
         """Self-supervised embeddings of the training pool, computed once per campaign."""
         from bpsrun.embed.simclr import embed_simclr
 
         ecfg = self.cfg.embedding
-        path = self.root / "embeddings" / f"{ecfg.name}.npy"
+        path = self.root / "embeddings" / "simclr.npy"
         if not path.exists():
-            log.info("embedding %d pool images with %s (once per campaign)", len(self.pool.train), ecfg.name)
+            log.info("embedding %d pool images with SimCLR (once per campaign)", len(self.pool.train))
             stack = self.images(int(ecfg.image_size))
             params = {k: v for k, v in OmegaConf.to_container(ecfg).items() if k not in ("name", "image_size")}
             emb = embed_simclr(

@@ -56,3 +56,12 @@ def test_folder_dataset_with_png_and_tiff(tmp_path, shared_data):
     run_bpsrun(*args, f"dataset.truth_csv={tmp_path / 'truth.csv'}", outputs=out)
     selected = (out / "folder-random-s0" / "round_1" / "selected.txt").read_text().splitlines()
     assert len(selected) == 8 and any(f.endswith(".png") for f in [*selected, *meta])
+
+
+def test_classifier_embedding_uses_the_previous_rounds_model(tmp_path, shared_data):
+    run_bpsrun("selection=diversity", "embedding=classifier", "round=2", outputs=tmp_path, data=shared_data)
+    root = tmp_path / "synthetic-diversity-s0"
+    feats = np.load(root / "round_1" / "embeddings-classifier.npy")
+    pool = sum(1 for line in (root / "manifest.csv").read_text().splitlines()[1:] if ",train," in line)
+    assert feats.shape == (pool, 64)  # small_cnn's pooled features: 4 x width 16
+    assert (root / "embeddings" / "simclr.npy").exists()  # round 1's cold start
