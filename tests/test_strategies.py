@@ -147,3 +147,14 @@ def test_validation_pairs_strategies_with_inputs():
             {"n_samples": 1, "strategies": [entry({"type": "METADATA", "key": "particle_type"}, {"type": "BALANCE"})]},
             "x.yaml",
         )
+
+
+def test_worker_only_fields_are_refused_not_ignored():
+    config = {
+        "n_samples": 1,
+        "strategies": [entry({"type": "RANDOM"}, {"type": "WEIGHTS", "stopping_condition_max_sum": 3.0})],
+    }
+    with pytest.raises(
+        BpsrunError, match="stopping_condition_max_sum is valid for the Lightly Worker but not supported"
+    ):
+        validate(config, "x.yaml")

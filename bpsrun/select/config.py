@@ -16,6 +16,8 @@ INPUTS_FOR = {
     "BALANCE": ("METADATA", "PREDICTIONS"),
 }
 
+UNSUPPORTED_FIELDS = ("stopping_condition_max_sum", "target_range", "categories", "dataset_id")
+
 
 def round_config(selection: dict[str, Any], round_: int) -> dict[str, Any]:
     """The Lightly selection config for this round: `first_round` when no predictions exist, else `later_rounds`.
@@ -53,5 +55,10 @@ def validate(config: dict[str, Any], source: str) -> None:
             raise BpsrunError(f"{where}: THRESHOLD needs both strategy.threshold and strategy.operation")
         if kind == "BALANCE" and not strategy.get("target") and strategy.get("distribution") in (None, "TARGET"):
             raise BpsrunError(f"{where}: BALANCE needs strategy.target, or distribution UNIFORM or INPUT")
+        for key in UNSUPPORTED_FIELDS:
+            if entry["strategy"].get(key) is not None or entry["input"].get(key) is not None:
+                raise BpsrunError(
+                    f"{where}: {key} is valid for the Lightly Worker but not supported by the local engine; remove it"
+                )
         if source_type == "PREDICTIONS" and entry["input"].get("name") != "CLASS_DISTRIBUTION":
             raise BpsrunError(f"{where}: PREDICTIONS input supports name=CLASS_DISTRIBUTION only")
