@@ -27,6 +27,7 @@ from bpsrun.label.oracle import Oracle, read_truth
 from bpsrun.lock import campaign_lock
 from bpsrun.select.config import round_config, validate
 from bpsrun.select.engine import SelectionInputs, select
+from bpsrun.select.remote import select_with_worker
 
 log = logging.getLogger("bpsrun")
 
@@ -177,7 +178,13 @@ class Campaign:
         if r > 1 and any(s["input"].get("score") == "uncertainty_bald" for s in lightly_config["strategies"]):
             row_of = {self.pool.rows[i]["file"]: k for k, i in enumerate(self.pool.train)}
             inputs.mc_predictions[self.task] = self.mc_probs(r - 1)[:, [row_of[f] for f in inputs.candidates]]
-        picks = [inputs.candidates[i] for i in select(lightly_config, inputs)]
+        if config["backend"] == "lightly_worker":
+            pool = set(inputs.candidates)
+            picks = [f for f in select_with_worker(lightly_config, config["worker"]["dataset_id"]) if f in pool]
+        elif config["backend"] == "local":
+            picks = [inputs.candidates[i] for i in select(lightly_config, inputs)]
+        else:
+            raise BpsrunError(f"selection.backend={config['backend']!r}: use local or lightly_worker")
         log.info("round %d: selected %d of %d candidates", r, len(picks), len(candidates))
         atomic_write_json(rd / "selection.json", lightly_config)
         atomic_write_text(rd / "selected.txt", "".join(f"{f}\n" for f in picks))

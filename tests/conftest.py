@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ TINY = [
 
 
 def run_bpsrun(
-    *overrides: str, outputs: Path, data: Path | None = None, check: bool = True
+    *overrides: str, outputs: Path, data: Path | None = None, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
     """The real command, in a subprocess, as a user would type it."""
     flags = [o for o in overrides if o.startswith("-")]  # Hydra wants -m before the overrides
@@ -28,7 +29,9 @@ def run_bpsrun(
     args = [sys.executable, "-m", "bpsrun", *flags, f"paths.outputs={outputs}", *TINY, *rest]
     if data is not None:
         args.append(f"paths.data={data}")
-    proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        args, cwd=REPO, capture_output=True, text=True, timeout=900, env={**os.environ, **(env or {})}
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"bpsrun failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
