@@ -166,9 +166,9 @@ class Campaign:
             default_seed=int(self.cfg.seed),
         )
         inputs_used = {s["input"]["type"] for s in lightly_config["strategies"]}
+        row_of = {self.pool.rows[i]["file"]: k for k, i in enumerate(self.pool.train)}  # file -> pool row
         if "EMBEDDINGS" in inputs_used:
             emb = self.embeddings(r)
-            row_of = {self.pool.rows[i]["file"]: k for k, i in enumerate(self.pool.train)}
             inputs.embeddings = emb[[row_of[f] for f in inputs.candidates]]
             labeled_rows = [row_of[f] for f in self.labeled_before(r)]
             inputs.labeled_embeddings = emb[labeled_rows] if labeled_rows else None
@@ -176,7 +176,6 @@ class Campaign:
         if inputs_used & {"SCORES", "PREDICTIONS"} and r > 1:
             inputs.predictions[self.task] = read_predictions(self.predictions_dir(r - 1), self.task, inputs.candidates)
         if r > 1 and any(s["input"].get("score") == "uncertainty_bald" for s in lightly_config["strategies"]):
-            row_of = {self.pool.rows[i]["file"]: k for k, i in enumerate(self.pool.train)}
             inputs.mc_predictions[self.task] = self.mc_probs(r - 1)[:, [row_of[f] for f in inputs.candidates]]
         if config["backend"] == "lightly_worker":
             pool = set(inputs.candidates)
