@@ -21,7 +21,7 @@ from bpsrun.data.manifest import SplitSpec
 from bpsrun.data.prepare import image_stack, prepare
 from bpsrun.errors import BpsrunError
 from bpsrun.export.predictions import read_predictions, write_predictions
-from bpsrun.files import atomic_file, atomic_write_json, atomic_write_text
+from bpsrun.files import atomic_file, atomic_write_json, atomic_write_text, cached_npy
 from bpsrun.label.jsonmin import read_labels
 from bpsrun.label.oracle import Oracle, read_truth
 from bpsrun.lock import campaign_lock
@@ -189,22 +189,27 @@ class Campaign:
         atomic_write_text(rd / "selected.txt", "".join(f"{f}\n" for f in picks))
         return picks
 
+    def round_model(self, r: int) -> torch.nn.Module:
+        """Round r's trained model, rebuilt from its config and `model.pt`, in eval mode on the CPU."""
+        from bpsrun.model.train import build_module
+
+        module = build_module(self.cfg.model, len(self.classes))
+        module.load_state_dict(torch.load(self.round_dir(r) / "model.pt", map_location="cpu"))
+        return module.eval()
+
+    def pool_images(self) -> np.ndarray:
+        return np.asarray(self.images(int(self.cfg.model.image_size))[self.pool.train])
+
     def mc_probs(self, r: int) -> np.ndarray:
         """Monte-Carlo dropout probabilities (passes x pool x classes) of round r's model, computed once."""
-        from bpsrun.model.train import build_module, mc_dropout_proba
+        from bpsrun.model.train import mc_dropout_proba
 
-        path = self.round_dir(r) / "mc_probs.npy"
-        if not path.exists():
-            module = build_module(self.cfg.model, len(self.classes))
-            module.load_state_dict(torch.load(self.round_dir(r) / "model.pt", map_location="cpu"))
-            x = np.asarray(self.images(int(self.cfg.model.image_size))[self.pool.train])
-            passes = int(self.cfg.selection.get("mc_passes", 10))
-            probs = mc_dropout_proba(
-                module, x, passes, self.cfg.trainer.eval_batch_size, seed=int(self.cfg.seed) * 1000 + r
-            )
-            with atomic_file(path) as tmp, open(tmp, "wb") as f:
-                np.save(f, probs)
-        return np.load(path)
+        passes = int(self.cfg.selection.get("mc_passes", 10))
+        batch, seed = self.cfg.trainer.eval_batch_size, int(self.cfg.seed) * 1000 + r
+        return cached_npy(
+            self.round_dir(r) / "mc_probs.npy",
+            lambda: mc_dropout_proba(self.round_model(r), self.pool_images(), passes, batch, seed=seed),
+        )
 
     def embeddings(self, r: int) -> np.ndarray:
         """Embeddings of the training pool for round r's selection."""
@@ -214,39 +219,27 @@ class Campaign:
 
     def classifier_embeddings(self, r: int) -> np.ndarray:
         """Penultimate-layer features of round r's model, computed once."""
-        from bpsrun.model.train import build_module
 
-        path = self.round_dir(r) / "embeddings-classifier.npy"
-        if not path.exists():
-            module = build_module(self.cfg.model, len(self.classes))
-            module.load_state_dict(torch.load(self.round_dir(r) / "model.pt", map_location="cpu"))
-            module.eval()
-            x = torch.from_numpy(np.asarray(self.images(int(self.cfg.model.image_size))[self.pool.train])).float()
+        def compute() -> np.ndarray:
+            module, x = self.round_model(r), torch.from_numpy(self.pool_images()).float()
             with torch.no_grad():
-                feats = torch.cat([module.net.embed(xb) for xb in torch.split(x, 256)]).numpy()
-            with atomic_file(path) as tmp, open(tmp, "wb") as f:
-                np.save(f, feats.astype(np.float32))
-        return np.load(path)
+                return torch.cat([module.net.embed(xb) for xb in torch.split(x, 256)]).numpy().astype(np.float32)
+
+        return cached_npy(self.round_dir(r) / "embeddings-classifier.npy", compute)
 
     def ssl_embeddings(self) -> np.ndarray:
         """Self-supervised embeddings of the training pool, computed once per campaign."""
         from bpsrun.embed.simclr import embed_simclr
 
         ecfg = self.cfg.embedding
-        path = self.root / "embeddings" / "simclr.npy"
-        if not path.exists():
+
+        def compute() -> np.ndarray:
             log.info("embedding %d pool images with SimCLR (once per campaign)", len(self.pool.train))
-            stack = self.images(int(ecfg.image_size))
+            stack = np.asarray(self.images(int(ecfg.image_size))[self.pool.train])
             params = {k: v for k, v in OmegaConf.to_container(ecfg).items() if k not in ("name", "image_size")}
-            emb = embed_simclr(
-                np.asarray(stack[self.pool.train]),
-                seed=int(self.cfg.seed),
-                accelerator=self.cfg.trainer.accelerator,
-                **params,
-            )
-            with atomic_file(path) as tmp, open(tmp, "wb") as f:
-                np.save(f, emb)
-        return np.load(path)
+            return embed_simclr(stack, seed=int(self.cfg.seed), accelerator=self.cfg.trainer.accelerator, **params)
+
+        return cached_npy(self.root / "embeddings" / "simclr.npy", compute)
 
     def images(self, size: int) -> np.ndarray:
         return image_stack(self.pool.rows, size, self.root / "cache" / f"images-{size}.npy")
@@ -289,14 +282,11 @@ class Campaign:
         return module
 
     def predict_stage(self, r: int, module: torch.nn.Module | None) -> None:
-        from bpsrun.model.train import build_module, predict_proba
+        from bpsrun.model.train import predict_proba
 
-        if module is None:
-            module = build_module(self.cfg.model, len(self.classes))
-            module.load_state_dict(torch.load(self.round_dir(r) / "model.pt", map_location="cpu"))
-        stack = self.images(int(self.cfg.model.image_size))
+        module = module if module is not None else self.round_model(r)
+        probs = predict_proba(module, self.pool_images(), self.cfg.trainer.eval_batch_size, "predicting pool")
         train = self.pool.train
-        probs = predict_proba(module, np.asarray(stack[train]), self.cfg.trainer.eval_batch_size, "predicting pool")
         write_predictions(self.predictions_dir(r), self.task, self.classes, self.pool.files(train), probs)
         log.info("round %d: wrote %d Lightly prediction files", r, len(train))
 

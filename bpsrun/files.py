@@ -6,10 +6,12 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -56,3 +58,12 @@ def atomic_file(path: Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def cached_npy(path: Path, compute: Callable[[], np.ndarray], mmap: bool = False) -> np.ndarray:
+    """The array saved at `path`, computed and written atomically the first time."""
+    if not path.exists():
+        array = compute()
+        with atomic_file(path) as tmp, open(tmp, "wb") as f:
+            np.save(f, array)
+    return np.load(path, mmap_mode="r" if mmap else None)

@@ -11,7 +11,7 @@ from bpsrun.data.lightly_meta import write_metadata
 from bpsrun.data.manifest import SplitSpec, read_manifest, read_meta, split, write_manifest
 from bpsrun.data.sources import DatasetFiles
 from bpsrun.errors import BpsrunError
-from bpsrun.files import atomic_file
+from bpsrun.files import cached_npy
 
 
 def prepare(files: DatasetFiles, spec: SplitSpec, manifest: Path, metadata_dir: Path) -> list[dict[str, str]]:
@@ -35,9 +35,5 @@ def prepare(files: DatasetFiles, spec: SplitSpec, manifest: Path, metadata_dir: 
 
 def image_stack(rows: list[dict[str, str]], size: int, cache: Path) -> np.ndarray:
     """Model inputs for every manifest row, decoded once per campaign and image size, then memory-mapped."""
-    if not cache.exists():
-        stack = load_stack([Path(r["path"]) for r in rows], size, desc=f"decoding images at {size}px")
-        with atomic_file(cache) as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, stack)
-    return np.load(cache, mmap_mode="r")
+    paths = [Path(r["path"]) for r in rows]
+    return cached_npy(cache, lambda: load_stack(paths, size, desc=f"decoding images at {size}px"), mmap=True)
