@@ -152,9 +152,112 @@ def test_validation_pairs_strategies_with_inputs():
 def test_worker_only_fields_are_refused_not_ignored():
     config = {
         "n_samples": 1,
-        "strategies": [entry({"type": "RANDOM"}, {"type": "WEIGHTS", "stopping_condition_max_sum": 3.0})],
+        "strategies": [entry({"type": "EMBEDDINGS", "dataset_id": "0" * 24}, {"type": "DIVERSITY"})],
     }
-    with pytest.raises(
-        BpsrunError, match="stopping_condition_max_sum is valid for the Lightly Worker but not supported"
-    ):
+    with pytest.raises(BpsrunError, match="dataset_id is valid for the Lightly Worker but not supported"):
         validate(config, "x.yaml")
+
+
+def weights_on(values, **strategy):
+    inputs = SelectionInputs(candidates=[f"s{i}" for i in range(len(values))], metadata={"v": np.array(values)})
+    config = {
+        "n_samples": len(values),
+        "strategies": [entry({"type": "METADATA", "key": "v"}, {"type": "WEIGHTS", **strategy})],
+    }
+    validate(config, "x.yaml")
+    return select(config, inputs)
+
+
+def test_weights_stop_once_the_sum_reaches_max_sum():
+    # highest first: 4 (sum 4), 3 (sum 7 >= 7): stop
+    assert weights_on([3.0, 1.0, 2.0, 4.0], stopping_condition_max_sum=7.0) == [3, 0]
+    # 7.5 is not reached by 4 + 3, so 2 is picked too
+    assert weights_on([3.0, 1.0, 2.0, 4.0], stopping_condition_max_sum=7.5) == [3, 0, 2]
+
+
+def test_weights_target_range_steers_the_sum_into_the_range():
+    values = [3.0, 1.0, 2.0, 4.0, 0.0]
+    # sum 0 < 5: highest value, 4. Sum 4 < 5: 3 would overshoot 6, so the best of 1, 2, 0 is 2 (sum 6).
+    # Sum 6 is in range: only 0 keeps it there. Then only overshooting candidates remain, by index.
+    assert weights_on(values, target_range={"min_sum": 5.0, "max_sum": 6.0}) == [3, 2, 4, 0, 1]
+    assert weights_on(values) == [3, 0, 2, 1, 4]  # plain WEIGHTS, for contrast
+
+
+PROBS = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.45, 0.55]])  # predicted: track, no, track, no
+
+
+def predictions_inputs():
+    return SelectionInputs(candidates=list("abcd"), predictions={TASK: PROBS}, categories={TASK: ["track", "no track"]})
+
+
+def test_category_count_threshold_keeps_predicted_tracks():
+    config = {
+        "n_samples": 4,
+        "strategies": [
+            entry(
+                {"type": "PREDICTIONS", "task": TASK, "name": "CATEGORY_COUNT", "categories": ["track"]},
+                {"type": "THRESHOLD", "threshold": 1, "operation": "BIGGER_EQUAL"},
+            ),
+            entry({"type": "SCORES", "task": TASK, "score": "uncertainty_entropy"}, {"type": "WEIGHTS"}),
+        ],
+    }
+    validate(config, "x.yaml")
+    # a and c are predicted tracks; c (0.6 / 0.4) is the more uncertain
+    assert select(config, predictions_inputs()) == [2, 0]
+
+
+def test_class_distribution_balance_limited_to_categories():
+    config = {
+        "n_samples": 3,
+        "strategies": [
+            entry(
+                {"type": "PREDICTIONS", "task": TASK, "name": "CLASS_DISTRIBUTION", "categories": ["track"]},
+                {"type": "BALANCE", "distribution": "UNIFORM"},
+            )
+        ],
+    }
+    validate(config, "x.yaml")
+    # only "track" gets a share (all 3): a (deficit 3), c (deficit 2), then b by index among the zero deficits
+    assert select(config, predictions_inputs()) == [0, 2, 1]
+
+
+def test_unknown_category_is_named():
+    config = {
+        "n_samples": 1,
+        "strategies": [
+            entry(
+                {"type": "PREDICTIONS", "task": TASK, "name": "CATEGORY_COUNT", "categories": ["tracks"]},
+                {"type": "WEIGHTS"},
+            )
+        ],
+    }
+    with pytest.raises(BpsrunError, match=r"input.categories \['tracks'\] are not classes of task"):
+        select(config, predictions_inputs())
+
+
+def test_prediction_names_and_weights_limits_are_checked():
+    with pytest.raises(
+        BpsrunError, match=r"BALANCE with a PREDICTIONS input needs input.name in \['CLASS_DISTRIBUTION'\]"
+    ):
+        validate(
+            {
+                "n_samples": 1,
+                "strategies": [
+                    entry(
+                        {"type": "PREDICTIONS", "task": TASK, "name": "CATEGORY_COUNT"},
+                        {"type": "BALANCE", "distribution": "UNIFORM"},
+                    )
+                ],
+            },
+            "x.yaml",
+        )
+    with pytest.raises(BpsrunError, match="target_range.min_sum \\(3.0\\) is above max_sum \\(1.0\\)"):
+        validate(
+            {
+                "n_samples": 1,
+                "strategies": [
+                    entry({"type": "RANDOM"}, {"type": "WEIGHTS", "target_range": {"min_sum": 3.0, "max_sum": 1.0}})
+                ],
+            },
+            "x.yaml",
+        )

@@ -11,12 +11,16 @@ INPUTS_FOR = {
     "DIVERSITY": ("EMBEDDINGS",),
     "TYPICALITY": ("EMBEDDINGS",),
     "SIMILARITY": ("EMBEDDINGS",),
-    "WEIGHTS": ("SCORES", "RANDOM", "METADATA"),
-    "THRESHOLD": ("SCORES", "RANDOM", "METADATA"),
+    "WEIGHTS": ("SCORES", "RANDOM", "METADATA", "PREDICTIONS"),
+    "THRESHOLD": ("SCORES", "RANDOM", "METADATA", "PREDICTIONS"),
     "BALANCE": ("METADATA", "PREDICTIONS"),
 }
 
-UNSUPPORTED_FIELDS = ("stopping_condition_max_sum", "target_range", "categories", "dataset_id")
+# PREDICTIONS name -> the strategies that can use it: a class per sample, or a count per sample
+PREDICTION_NAMES = {"CLASS_DISTRIBUTION": ("BALANCE",), "CATEGORY_COUNT": ("WEIGHTS", "THRESHOLD")}
+
+# inputs from another Lightly dataset exist only on the Worker's side
+UNSUPPORTED_FIELDS = ("dataset_id",)
 
 
 def round_config(selection: dict[str, Any], round_: int) -> dict[str, Any]:
@@ -60,5 +64,16 @@ def validate(config: dict[str, Any], source: str) -> None:
                 raise BpsrunError(
                     f"{where}: {key} is valid for the Lightly Worker but not supported by the local engine; remove it"
                 )
-        if source_type == "PREDICTIONS" and entry["input"].get("name") != "CLASS_DISTRIBUTION":
-            raise BpsrunError(f"{where}: PREDICTIONS input supports name=CLASS_DISTRIBUTION only")
+        name = entry["input"].get("name")
+        if source_type == "PREDICTIONS" and kind not in PREDICTION_NAMES.get(name, ()):
+            valid = [n for n, kinds in PREDICTION_NAMES.items() if kind in kinds]
+            raise BpsrunError(f"{where}: {kind} with a PREDICTIONS input needs input.name in {valid}, got {name}")
+        limits = (strategy.get("stopping_condition_max_sum"), strategy.get("target_range"))
+        if kind != "WEIGHTS" and any(v is not None for v in limits):
+            raise BpsrunError(f"{where}: stopping_condition_max_sum and target_range apply to WEIGHTS only")
+        low, high = (
+            (strategy.get("target_range") or {}).get("min_sum"),
+            (strategy.get("target_range") or {}).get("max_sum"),
+        )
+        if low is not None and high is not None and low > high:
+            raise BpsrunError(f"{where}: target_range.min_sum ({low}) is above max_sum ({high})")

@@ -11,7 +11,16 @@ import numpy as np
 from bpsrun.errors import BpsrunError
 from bpsrun.select.greedy import EPS, Diversity, Objective, greedy_select
 from bpsrun.select.scores import SCORES, bald
-from bpsrun.select.strategies import Balance, StopBelow, balance_targets, similarity, threshold_mask, typicality
+from bpsrun.select.strategies import (
+    Balance,
+    StopBelow,
+    SumStop,
+    TargetRange,
+    balance_targets,
+    similarity,
+    threshold_mask,
+    typicality,
+)
 
 
 @dataclass
@@ -68,6 +77,19 @@ def metadata_for(spec: dict[str, Any], inputs: SelectionInputs) -> np.ndarray:
     return inputs.metadata[key]
 
 
+def predicted_classes(spec: dict[str, Any], inputs: SelectionInputs) -> np.ndarray:
+    """Each candidate's predicted class name; with `input.categories`, classes outside them become "" (none)."""
+    probs = predictions_for(spec, inputs)
+    names = inputs.categories.get(spec["task"], [str(c) for c in range(probs.shape[1])])
+    wanted = spec.get("categories")
+    if wanted:
+        unknown = sorted(set(wanted) - set(names))
+        if unknown:
+            raise BpsrunError(f"input.categories {unknown} are not classes of task {spec['task']!r}; use {names}")
+        names = [name if name in wanted else "" for name in names]
+    return np.asarray(names)[probs.argmax(axis=1)]
+
+
 def scalar_input(spec: dict[str, Any], inputs: SelectionInputs) -> np.ndarray:
     if spec["type"] == "RANDOM":
         return random_values(inputs.candidates, int(spec.get("random_seed", inputs.default_seed)))
@@ -77,6 +99,8 @@ def scalar_input(spec: dict[str, Any], inputs: SelectionInputs) -> np.ndarray:
             return values.astype(np.float64)
         except ValueError:
             raise BpsrunError(f"METADATA key {spec['key']!r} is not numeric; use it with BALANCE") from None
+    if spec["type"] == "PREDICTIONS":  # name CATEGORY_COUNT: objects of `categories` in the sample, 0 or 1 here
+        return (predicted_classes(spec, inputs) != "").astype(np.float64)
     score = spec.get("score")
     if score == "uncertainty_bald":
         if spec.get("task") not in inputs.mc_predictions:
@@ -91,9 +115,7 @@ def scalar_input(spec: dict[str, Any], inputs: SelectionInputs) -> np.ndarray:
 def categorical_input(spec: dict[str, Any], inputs: SelectionInputs) -> np.ndarray:
     if spec["type"] == "METADATA":
         return metadata_for(spec, inputs).astype(str)
-    probs = predictions_for(spec, inputs)  # PREDICTIONS, name CLASS_DISTRIBUTION: the predicted class
-    names = inputs.categories.get(spec["task"], [str(c) for c in range(probs.shape[1])])
-    return np.asarray(names)[probs.argmax(axis=1)]
+    return predicted_classes(spec, inputs)  # PREDICTIONS, name CLASS_DISTRIBUTION
 
 
 def embeddings_for(inputs: SelectionInputs, kind: str) -> np.ndarray:
@@ -124,7 +146,15 @@ def select(config: dict[str, Any], inputs: SelectionInputs) -> list[int]:
         if kind == "THRESHOLD":
             available &= threshold_mask(scalar_input(spec, inputs), float(strategy["threshold"]), strategy["operation"])
         elif kind == "WEIGHTS":
-            static_log += strength * np.log(np.clip(scalar_input(spec, inputs), 0, None) + EPS)
+            values = scalar_input(spec, inputs)
+            if strategy.get("target_range"):
+                bounds = strategy["target_range"]
+                low, high = bounds.get("min_sum") or 0.0, bounds.get("max_sum")
+                dynamic.append(TargetRange(values, low, np.inf if high is None else high, strength=strength))
+            else:
+                static_log += strength * np.log(np.clip(values, 0, None) + EPS)
+            if strategy.get("stopping_condition_max_sum") is not None:
+                dynamic.append(SumStop(values, float(strategy["stopping_condition_max_sum"])))
         elif kind == "DIVERSITY":
             x = embeddings_for(inputs, kind)
             stop = strategy.get("stopping_condition_minimum_distance")

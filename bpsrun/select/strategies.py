@@ -50,7 +50,11 @@ def similarity(x: np.ndarray, query: np.ndarray) -> np.ndarray:
 
 def balance_targets(values: np.ndarray, target: dict[str, float] | None, distribution: str) -> dict[str, float]:
     """Target fraction per value. TARGET: as given, with the remainder shared equally by unlisted values present
-    in the pool; UNIFORM: equal shares of the values present; INPUT: the pool's own frequencies."""
+    in the pool; UNIFORM: equal shares of the values present; INPUT: the pool's own frequencies.
+
+    The value "" (a class outside `input.categories`, or a missing metadata value) never gets a share.
+    """
+    values = values[values.astype(str) != ""]
     present = sorted({str(v) for v in values})
     if distribution == "UNIFORM":
         return {v: 1.0 / len(present) for v in present}
@@ -112,3 +116,51 @@ class StopBelow:
 
     def update(self, i: int) -> None:
         return None
+
+
+@dataclass
+class SumStop:
+    """WEIGHTS' stopping_condition_max_sum: picking stops once the picks' input values sum to `max_sum` or more."""
+
+    values: np.ndarray
+    max_sum: float
+    total: float = 0.0
+
+    def log_objective(self) -> float:
+        return 0.0
+
+    def stops(self, i: int) -> bool:
+        return self.total >= self.max_sum
+
+    def update(self, i: int) -> None:
+        self.total += float(self.values[i])
+
+
+@dataclass
+class TargetRange:
+    """WEIGHTS' target_range: steer the picks' summed input into [min_sum, max_sum].
+
+    Below min_sum the objective is the value itself (high values close the gap fastest); once there it is
+    neutral (1) for candidates that keep the sum within max_sum. A candidate that would overshoot max_sum gets
+    the floor EPS, so it is picked only when nothing else is left: a soft target, as in Lightly's docs.
+    """
+
+    values: np.ndarray
+    min_sum: float = 0.0
+    max_sum: float = np.inf
+    strength: float = 1.0
+    total: float = 0.0
+
+    def log_objective(self) -> np.ndarray:
+        overshoot = self.total + self.values > self.max_sum
+        if self.total < self.min_sum:
+            out = self.strength * np.log(np.clip(self.values, 0, None) + EPS)
+        else:
+            out = np.zeros(len(self.values))
+        return np.where(overshoot, np.log(EPS), out)
+
+    def stops(self, i: int) -> bool:
+        return False
+
+    def update(self, i: int) -> None:
+        self.total += float(self.values[i])
