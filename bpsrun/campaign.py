@@ -31,6 +31,9 @@ from bpsrun.select.remote import select_with_worker
 
 log = logging.getLogger("bpsrun")
 
+# how a dataset is fetched, not what it is: free to change between runs of one campaign
+TRANSPORT_KEYS = ("endpoint_url", "region", "anonymous", "workers", "retries", "backoff_s", "refresh_meta", "cache_dir")
+
 
 @dataclass
 class Pool:
@@ -80,12 +83,14 @@ class Campaign:
         self.truth_csv = files.truth_csv
         self.labeler = self.make_labeler()  # before anything is written: a misconfigured run leaves no trace
         identity = self.check_identity()
-        split = SplitSpec(**OmegaConf.to_container(self.cfg.split))
+        split = SplitSpec(**OmegaConf.to_container(self.cfg.split, resolve=True))
         self.pool = Pool(prepare(files, split, self.root / "manifest.csv", self.metadata_dir))
         if not (self.root / "campaign.json").exists():
             atomic_write_json(self.root / "campaign.json", identity)
+        self.publish("data/", "lightly/.lightly/metadata/")
         for r in range(1, target + 1):
             self.run_round(r)
+        self.publish("lightly/.lightly/predictions/", round_=target)
         if self._tracker is not None:
             self._tracker.close()
         return self.report(target)
@@ -96,8 +101,9 @@ class Campaign:
 
     def check_identity(self) -> dict[str, Any]:
         """A campaign folder belongs to one dataset, split and seed; refuse to mix in another."""
+        dataset = OmegaConf.to_container(self.cfg.dataset, resolve=True)
         identity = {
-            "dataset": OmegaConf.to_container(self.cfg.dataset, resolve=True),
+            "dataset": {k: v for k, v in dataset.items() if k not in TRANSPORT_KEYS},
             "split": OmegaConf.to_container(self.cfg.split, resolve=True),
             "seed": self.cfg.seed,
         }
@@ -118,6 +124,28 @@ class Campaign:
         if self.truth_csv is None:
             raise BpsrunError("labeling=oracle needs ground truth; set dataset.truth_csv=FILE (filename,label)")
         return Oracle(self.truth_csv, self.classes)
+
+    def publish(self, *parts: str, round_: int | None = None) -> None:
+        """export.s3: the campaign as a Lightly S3 datasource (pool images, metadata, the latest predictions)."""
+        spec = self.cfg.export.s3
+        if not spec.bucket:
+            return
+        from bpsrun.data.s3 import S3Location, client, s3_errors
+        from bpsrun.export.s3 import image_objects, lightly_objects, publish
+
+        if spec.images not in ("tiff", "png"):
+            raise BpsrunError(f"export.s3.images={spec.images!r}: use tiff (the originals) or png (8-bit renders)")
+        loc = S3Location(spec.bucket, spec.prefix or "", spec.region, spec.endpoint_url, anonymous=False)
+        s3 = client(loc, int(spec.workers))
+        lightly_root = self.root / "lightly" if round_ is None else self.round_dir(round_) / "lightly"
+        for part in parts:
+            if part == "data/":
+                pool = {self.pool.rows[i]["file"]: Path(self.pool.rows[i]["path"]) for i in self.pool.train}
+                objects = image_objects(pool, spec.images)
+            else:
+                objects = lightly_objects(lightly_root, spec.images)
+            with s3_errors(loc, "export.s3"):
+                publish(s3, loc, objects, part, int(spec.workers))
 
     # -- one round ---------------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bpsrun.data.images import read_image, render_png  # noqa: E402
+from bpsrun.data.images import read_image, render_8bit  # noqa: E402
 
 
 def confusion_png(path: Path, confusion: list[list[int]], classes: list[str], title: str) -> None:
@@ -34,7 +34,7 @@ def picks_png(path: Path, images: list[Path], captions: list[str], cols: int = 1
     for ax in axes.flat:
         ax.axis("off")
     for ax, img, caption in zip(axes.flat, images, captions):
-        ax.imshow(render_png(read_image(img)), cmap="gray")
+        ax.imshow(render_8bit(read_image(img)), cmap="gray")
         ax.set_title(caption, fontsize=6)
     fig.tight_layout()
     fig.savefig(path)

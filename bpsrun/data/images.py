@@ -8,6 +8,7 @@ plate's exposure; values are clipped to [-0.5, 2]. Images are padded to a square
 
 from __future__ import annotations
 
+import io
 import zlib
 from pathlib import Path
 
@@ -77,7 +78,14 @@ def load_stack(paths: list[Path], size: int, desc: str = "loading images") -> np
     return out
 
 
-def render_png(img: np.ndarray) -> np.ndarray:
+def render_8bit(img: np.ndarray) -> np.ndarray:
     """An 8-bit rendering for people (grids, Label Studio): the same percentile stretch, clipped to [0, 1]."""
     lo, hi = np.percentile(img, (LOW_PCT, HIGH_PCT))
     return (np.clip((img.astype(np.float32) - lo) / max(hi - lo, 1.0), 0, 1) * 255).astype(np.uint8)
+
+
+def png_bytes(path: Path) -> bytes:
+    """The image as an 8-bit grayscale PNG (render_8bit's stretch); deterministic bytes for a given file."""
+    buffer = io.BytesIO()
+    Image.fromarray(render_8bit(read_image(path)), mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()

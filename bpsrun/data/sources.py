@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig
 
+from bpsrun.data.bps import Subset, parse_meta, select_subset, write_subset
+from bpsrun.data.s3 import S3Location, client, download, fetch_object, list_sizes, s3_errors, safe_path
 from bpsrun.data.synthetic import SyntheticSpec, generate
 from bpsrun.errors import BpsrunError
+
+log = logging.getLogger("bpsrun")
 
 
 @dataclass(frozen=True)
@@ -34,3 +39,50 @@ def folder(cfg: DictConfig) -> DatasetFiles:
     if truth is not None and not truth.is_file():
         raise BpsrunError(f"dataset.truth_csv={truth}: file not found; give a CSV with columns filename,label")
     return DatasetFiles(root, root / "meta.csv", truth)
+
+
+def bps(cfg: DictConfig) -> DatasetFiles:
+    """The BPS bucket: meta.csv and the subset's TIFFs mirrored into `cache_dir/<bucket>/<prefix>/`.
+
+    A finished subset (its truth.csv exists) needs no network; `refresh_meta=true` re-reads meta.csv.
+    """
+    loc = S3Location(cfg.bucket, cfg.prefix, cfg.region, cfg.endpoint_url, bool(cfg.anonymous))
+    mirror = Path(cfg.cache_dir) / loc.bucket / loc.prefix.strip("/")
+    meta_path = mirror / "meta.csv"
+    transfer = {"retries": int(cfg.retries), "backoff_s": float(cfg.backoff_s)}
+    s3 = None
+    if cfg.refresh_meta or not meta_path.is_file():
+        s3 = client(loc, int(cfg.workers), int(cfg.retries))
+        with s3_errors(loc, "dataset"):
+            fetch_object(s3, loc, "meta.csv", meta_path, **transfer)
+    meta = meta_path.read_bytes()
+    source = loc.url(loc.key("meta.csv"))
+    subset = Subset(
+        doses=tuple(cfg.subset.doses),
+        hours=tuple(float(h) for h in cfg.subset.hours),
+        particles=tuple(cfg.subset.particles),
+        max_images=cfg.subset.max_images,
+        max_per_class=cfg.subset.max_per_class,
+        seed=int(cfg.subset.seed),
+        dose_levels={k: dict(v) for k, v in cfg.dose_levels.items()},
+    )
+    rows = select_subset(parse_meta(meta, source), subset, source)
+    for row in rows:
+        safe_path(mirror, row["filename"], source)
+    folder = Path(cfg.cache_dir) / "subsets" / subset.key(meta)
+    if not (folder / "truth.csv").is_file():
+        s3 = s3 or client(loc, int(cfg.workers), int(cfg.retries))
+        with s3_errors(loc, "dataset"):
+            sizes = list_sizes(s3, loc)
+        absent = [r["filename"] for r in rows if r["filename"] not in sizes]
+        if absent:
+            log.warning(
+                "%d files listed in %s are not in the bucket (first: %s); leaving them out",
+                len(absent),
+                source,
+                absent[0],
+            )
+            rows = [r for r in rows if r["filename"] in sizes]
+        download(s3, loc, [r["filename"] for r in rows], mirror, sizes, workers=int(cfg.workers), **transfer)
+        write_subset(folder, rows, dict(cfg.oracle.classes), cfg.oracle.column)
+    return DatasetFiles(mirror, folder / "meta.csv", folder / "truth.csv")
