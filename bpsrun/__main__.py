@@ -9,7 +9,7 @@ import warnings
 import hydra
 from omegaconf import DictConfig
 
-from bpsrun.errors import BpsrunError
+from bpsrun.errors import AwaitingLabels, BpsrunError
 
 log = logging.getLogger("bpsrun")
 
@@ -22,6 +22,10 @@ def main(cfg: DictConfig) -> float:
 
     try:
         return Campaign(cfg).run()
+    except AwaitingLabels as exc:
+        log.info("%s", exc)
+        print(f"bpsrun: awaiting labels: {exc}", file=sys.stderr, flush=True)
+        sys.exit(3)
     except BpsrunError as exc:
         log.error("%s", exc)
         print(f"bpsrun: error: {exc}", file=sys.stderr, flush=True)

@@ -23,6 +23,7 @@ from bpsrun.errors import BpsrunError
 from bpsrun.export.predictions import read_predictions, write_predictions
 from bpsrun.files import atomic_file, atomic_write_json, atomic_write_text, cached_npy
 from bpsrun.label.jsonmin import read_labels
+from bpsrun.label.labelstudio import LabelStudioLabeler
 from bpsrun.label.oracle import Oracle, read_truth
 from bpsrun.lock import campaign_lock
 from bpsrun.select.config import round_config, validate
@@ -118,12 +119,29 @@ class Campaign:
                     )
         return identity
 
-    def make_labeler(self) -> Oracle:
-        if self.cfg.labeling.name != "oracle":
-            raise BpsrunError(f"labeling={self.cfg.labeling.name} is not available; use labeling=oracle")
-        if self.truth_csv is None:
-            raise BpsrunError("labeling=oracle needs ground truth; set dataset.truth_csv=FILE (filename,label)")
-        return Oracle(self.truth_csv, self.classes)
+    def make_labeler(self) -> Oracle | LabelStudioLabeler:
+        name = self.cfg.labeling.name
+        if name not in ("oracle", "labelstudio"):
+            raise BpsrunError(f"labeling={name} is not available; use labeling=oracle or labeling=labelstudio")
+        if self.truth_csv is None:  # validation accuracy needs labels of the validation images, whoever labels
+            raise BpsrunError(
+                f"labeling={name} needs ground truth for validation; set dataset.truth_csv=FILE (filename,label; "
+                f"with labelstudio, rows for the validation images suffice)"
+            )
+        if name == "oracle":
+            return Oracle(self.truth_csv, self.classes)
+        return LabelStudioLabeler(
+            self.cfg.labeling, self.cfg.campaign, self.classes, self.image_path, self.round_dir, self.previous_probs
+        )
+
+    def image_path(self, file: str) -> Path:
+        return Path(next(r["path"] for r in self.pool.rows if r["file"] == file))
+
+    def previous_probs(self, r: int, files: list[str]) -> np.ndarray | None:
+        """Round r-1's predicted probabilities for `files` (Label Studio pre-annotations); None in round 1."""
+        if r == 1:
+            return None
+        return read_predictions(self.predictions_dir(r - 1), self.task, files)
 
     def publish(self, *parts: str, round_: int | None = None) -> None:
         """export.s3: the campaign as a Lightly S3 datasource (pool images, metadata, the latest predictions)."""
@@ -154,7 +172,7 @@ class Campaign:
         selected = self.select_stage(r)
         if not (rd / "labels.json").exists():
             log.info("round %d: labeling %d images with the %s", r, len(selected), self.cfg.labeling.name)
-            atomic_write_json(rd / "labels.json", self.labeler.label(selected))
+            atomic_write_json(rd / "labels.json", self.labeler.label(r, selected))
         module = None
         if not (rd / "metrics.json").exists():
             module = self.train_stage(r)
@@ -344,10 +362,10 @@ class Campaign:
         confusion_png(
             rd / "confusion.png", metrics["confusion"], self.classes, f"round {r}: {metrics['n_labeled']} labels"
         )
-        selected = self.read_selected(r)
         labels = read_labels(rd / "labels.json", self.classes)
+        labeled = [f for f in self.read_selected(r) if f in labels]  # labeling.partial=proceed may leave some out
         path_of = {row["file"]: Path(row["path"]) for row in self.pool.rows}
-        picks_png(rd / "picks.png", [path_of[f] for f in selected], [labels[f] for f in selected])
+        picks_png(rd / "picks.png", [path_of[f] for f in labeled], [labels[f] for f in labeled])
         summary = {k: metrics[k] for k in ("n_labeled", "val_accuracy", "val_balanced_accuracy", "val_f1")}
         params: dict[str, Any] = OmegaConf.to_container(self.cfg, resolve=True)
         params["selection_config"] = json.loads((rd / "selection.json").read_text())

@@ -18,10 +18,8 @@ TINY = [
 ]
 
 
-def run_bpsrun(
-    *overrides: str, outputs: Path, data: Path | None = None, check: bool = True, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    """The real command, in a subprocess, as a user would type it."""
+def bpsrun_command(*overrides: str, outputs: Path, data: Path | None = None) -> list[str]:
+    """`python -m bpsrun` with the TINY settings and, unless a dataset is named, 60 synthetic images."""
     flags = [o for o in overrides if o.startswith("-")]  # Hydra wants -m before the overrides
     rest = [o for o in overrides if not o.startswith("-")]
     if not any(o.startswith("dataset=") for o in rest):
@@ -29,6 +27,14 @@ def run_bpsrun(
     args = [sys.executable, "-m", "bpsrun", *flags, f"paths.outputs={outputs}", *TINY, *rest]
     if data is not None:
         args.append(f"paths.data={data}")
+    return args
+
+
+def run_bpsrun(
+    *overrides: str, outputs: Path, data: Path | None = None, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """The real command, in a subprocess, as a user would type it."""
+    args = bpsrun_command(*overrides, outputs=outputs, data=data)
     proc = subprocess.run(
         args, cwd=REPO, capture_output=True, text=True, timeout=900, env={**os.environ, **(env or {})}
     )

@@ -55,7 +55,7 @@ def test_lightly_metadata_folder(tmp_path):
 
 def test_oracle_writes_json_min_that_reads_back(tmp_path):
     (tmp_path / "truth.csv").write_text("filename,label\na b.tif,track\nc.tif,no track\n")
-    records = Oracle(tmp_path / "truth.csv", CLASSES).label(["c.tif", "a b.tif"])
+    records = Oracle(tmp_path / "truth.csv", CLASSES).label(1, ["c.tif", "a b.tif"])
     assert records[1]["image"] == "/data/local-files/?d=a%20b.tif"
     assert records[1]["choice"] == "track" and records[1]["id"] == 2
     (tmp_path / "labels.json").write_text(json.dumps(records))

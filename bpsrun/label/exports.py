@@ -1,0 +1,120 @@
+"""Label Studio exports (JSON-MIN or full JSON) -> one label per picked file, with errors that name the record."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+from bpsrun.errors import BpsrunError
+from bpsrun.label.jsonmin import CHOICE_KEY
+
+
+@dataclass(frozen=True)
+class Annotation:
+    file: str
+    label: str
+    task_id: int | None
+    annotation_id: int
+    updated_at: str
+    annotator: Any
+    where: str  # "<export file>: record <i>", for messages
+
+
+def image_name(url: str) -> str:
+    """The file part of a Label Studio image URL: `/data/local-files/?d=a%2Fb.png` -> `b.png`."""
+    query = parse_qs(urlparse(url).query).get("d")
+    path = query[0] if query else unquote(urlparse(url).path)
+    return PurePosixPath(path.replace("\\/", "/")).name
+
+
+def match_pick(name: str, picks: set[str]) -> str | None:
+    """A pick by exact name, by its `<name>.png` render, or by a render with the same stem (`x.png` for `x.tif`)."""
+    if name in picks:
+        return name
+    if name.endswith(".png") and name[: -len(".png")] in picks:
+        return name[: -len(".png")]
+    same_stem = [p for p in picks if PurePosixPath(p).stem == PurePosixPath(name).stem]
+    return same_stem[0] if len(same_stem) == 1 else None
+
+
+def flatten(data: Any, source: str) -> list[tuple[dict[str, Any], str]]:
+    """(JSON-MIN-like record, where) pairs from either export format. Full JSON tasks give one per annotation."""
+    if not isinstance(data, list):
+        raise BpsrunError(f"{source}: expected a JSON list (export as JSON-MIN or JSON), got {type(data).__name__}")
+    out = []
+    for i, item in enumerate(data):
+        where = f"{source}: record {i}"
+        if not isinstance(item, dict):
+            raise BpsrunError(f"{where}: expected an object, got {type(item).__name__}")
+        if "annotations" not in item:  # JSON-MIN: already one record per annotation
+            out.append((item, where))
+            continue
+        task = item.get("data", {})
+        for annotation in item["annotations"] or []:
+            if annotation.get("was_cancelled"):
+                continue  # skipped in the labeling UI
+            choices = [r["value"]["choices"] for r in annotation.get("result", []) if r.get("from_name") == CHOICE_KEY]
+            rec = {**task, "id": item.get("id"), "annotation_id": annotation.get("id", 0)}
+            rec["updated_at"] = annotation.get("updated_at") or annotation.get("created_at") or ""
+            rec["annotator"] = annotation.get("completed_by")
+            if choices:
+                rec[CHOICE_KEY] = choices[0][0] if len(choices[0]) == 1 else {"choices": choices[0]}
+            out.append((rec, f"{where} (annotation {annotation.get('id')})"))
+    return out
+
+
+def parse(
+    records: list[tuple[dict[str, Any], str]], picks: list[str], classes: list[str], campaign: str
+) -> list[Annotation]:
+    """Validated annotations of this round's picks. Records without a label (unlabeled tasks) are left out."""
+    pick_set = set(picks)
+    out = []
+    for rec, where in records:
+        if rec.get("campaign") not in (None, campaign):
+            raise BpsrunError(
+                f"{where} belongs to campaign {rec['campaign']!r}, not {campaign!r}; export from this campaign's project"
+            )
+        if CHOICE_KEY not in rec:
+            continue
+        label = rec[CHOICE_KEY]
+        if isinstance(label, dict):
+            raise BpsrunError(f"{where}: several choices {label.get('choices')}; give each image exactly one label")
+        if label not in classes:
+            raise BpsrunError(f"{where}: label {label!r} is not in the labeling config; use one of {classes}")
+        name = str(rec.get("file_name") or image_name(str(rec.get("image", ""))))
+        file = match_pick(name, pick_set)
+        if file is None:
+            raise BpsrunError(
+                f"{where}: {name!r} was not picked in this round; export only this round's tasks (or its project)"
+            )
+        stamp = str(rec.get("updated_at") or rec.get("created_at") or "")
+        task_id = rec.get("id")
+        out.append(
+            Annotation(file, label, task_id, int(rec.get("annotation_id") or 0), stamp, rec.get("annotator"), where)
+        )
+    return out
+
+
+def newest_per_file(annotations: list[Annotation]) -> dict[str, Annotation]:
+    """The newest annotation of each image wins (update time, then annotation id)."""
+    best: dict[str, Annotation] = {}
+    for a in annotations:
+        if a.file not in best or (a.updated_at, a.annotation_id) > (
+            best[a.file].updated_at,
+            best[a.file].annotation_id,
+        ):
+            best[a.file] = a
+    return best
+
+
+def read_export(path: Path) -> list[tuple[dict[str, Any], str]]:
+    try:
+        data = json.loads(path.read_text())
+    except UnicodeDecodeError:
+        raise BpsrunError(f"{path}: not UTF-8 text; export again from Label Studio as JSON-MIN") from None
+    except json.JSONDecodeError as exc:
+        raise BpsrunError(f"{path}: malformed JSON ({exc}); export again from Label Studio as JSON-MIN") from None
+    return flatten(data, str(path))

@@ -1,0 +1,215 @@
+"""labeling=labelstudio: a round's picks go to Label Studio as 8-bit renders and come back as labels.
+
+File mode (no `labeling.url`): the round writes `round_<N>/labelstudio/` (renders, tasks.json, label_config.xml,
+NEXT_STEPS.txt) and stops awaiting labels; a rerun reads the export saved into that folder. Live mode
+(`labeling.url`, token from LABEL_STUDIO_API_KEY): the same tasks are imported into a project named after the
+campaign and the labels are fetched through the API.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+from omegaconf import DictConfig
+
+from bpsrun.data.images import png_bytes
+from bpsrun.errors import AwaitingLabels, BpsrunError
+from bpsrun.files import atomic_dir
+from bpsrun.label.exports import Annotation, flatten, newest_per_file, parse, read_export
+from bpsrun.label.jsonmin import CHOICE_KEY, record
+from bpsrun.label.studio_api import LabelStudio
+
+log = logging.getLogger("bpsrun")
+
+TOKEN_ENV = "LABEL_STUDIO_API_KEY"
+
+
+def label_config(classes: list[str]) -> str:
+    choices = "".join(f"<Choice value={quoteattr(c)}/>" for c in classes)
+    return f'<View><Image name="image" value="$image"/><Choices name="{CHOICE_KEY}" toName="image">{choices}</Choices></View>'
+
+
+def render_name(file: str) -> str:
+    """`x.tif` -> `x.tif.png`: the original name stays recoverable from the image URL alone."""
+    return f"{file}.png"
+
+
+def preannotation(probs: np.ndarray, classes: list[str], r: int) -> dict[str, Any]:
+    best = int(np.argmax(probs))
+    result = [{"from_name": CHOICE_KEY, "to_name": "image", "type": "choices", "value": {"choices": [classes[best]]}}]
+    return {"model_version": f"bpsrun-round-{r - 1}", "score": float(probs[best]), "result": result}
+
+
+class LabelStudioLabeler:
+    def __init__(
+        self,
+        cfg: DictConfig,
+        campaign: str,
+        classes: list[str],
+        image_path: Callable[[str], Path],
+        round_dir: Callable[[int], Path],
+        predictions: Callable[[int, list[str]], np.ndarray | None],
+    ):
+        self.cfg = cfg
+        self.campaign = campaign
+        self.classes = classes
+        self.image_path = image_path  # pool file -> image path
+        self.round_dir = round_dir
+        self.predictions = predictions  # (round, files) -> the previous round's probabilities, or None
+        self.document_root = Path(cfg.document_root).resolve()
+        if cfg.partial not in ("wait", "proceed"):
+            raise BpsrunError(f"labeling.partial={cfg.partial!r}: use wait or proceed")
+        self.client = None
+        if cfg.url:
+            token = os.environ.get(TOKEN_ENV)
+            if not token:
+                raise BpsrunError(
+                    f"labeling.url is set but {TOKEN_ENV} is empty; export your Label Studio access token"
+                )
+            self.client = LabelStudio(cfg.url, token)
+
+    # -- the round's package -----------------------------------------------------------------------------
+
+    def folder(self, r: int) -> Path:
+        return self.round_dir(r) / "labelstudio"
+
+    def url_of(self, path: Path) -> str:
+        try:
+            relative = path.resolve().relative_to(self.document_root)
+        except ValueError:
+            raise BpsrunError(
+                f"{path} is outside labeling.document_root={self.document_root}; set it to a folder holding the "
+                f"campaign (Label Studio's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT)"
+            ) from None
+        return f"/data/local-files/?d={quote(relative.as_posix(), safe='')}"
+
+    def tasks(self, r: int, picks: list[str]) -> list[dict[str, Any]]:
+        images = self.folder(r) / "images"
+        probs = self.predictions(r, picks) if self.cfg.preannotate else None
+        out = []
+        for k, f in enumerate(picks):
+            data = {
+                "image": self.url_of(images / render_name(f)),
+                "file_name": f,
+                "campaign": self.campaign,
+                "round": r,
+            }
+            task: dict[str, Any] = {"data": data}
+            if probs is not None:
+                task["predictions"] = [preannotation(probs[k], self.classes, r)]
+            out.append(task)
+        return out
+
+    def write_package(self, r: int, picks: list[str]) -> None:
+        """Renders, tasks.json, label_config.xml and NEXT_STEPS.txt, all at once (atomic folder)."""
+        folder = self.folder(r)
+        if (folder / "tasks.json").exists():
+            return
+        tasks = self.tasks(r, picks)
+        with atomic_dir(folder) as tmp:
+            (tmp / "images").mkdir()
+            for f in picks:
+                (tmp / "images" / render_name(f)).write_bytes(png_bytes(self.image_path(f)))
+            (tmp / "tasks.json").write_text(json.dumps(tasks, indent=1))
+            (tmp / "label_config.xml").write_text(label_config(self.classes) + "\n")
+            (tmp / "NEXT_STEPS.txt").write_text(self.next_steps(r, len(picks)))
+
+    def next_steps(self, r: int, n: int) -> str:
+        folder = self.folder(r).resolve()
+        rerun = shlex.join([Path(sys.executable).name, "-m", "bpsrun", *sys.argv[1:]])
+        return f"""Round {r} of campaign {self.campaign} awaits labels for {n} images.
+
+1. Start Label Studio serving local files below {self.document_root}:
+     python -m bpsrun.label.server --document-root {self.document_root}
+   (or by hand: LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true
+    LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={self.document_root} label-studio start)
+2. Create a project; Settings > Labeling Interface > Code: paste {folder}/label_config.xml
+3. Settings > Cloud Storage > Add Source Storage > Local files, absolute local path {folder}/images
+   (Add Storage; do not sync: the tasks file already points at the images)
+4. Import {folder}/tasks.json
+5. Label every task; Export > JSON-MIN; save the file into {folder}/
+   (any name ending in .json, e.g. export.json or annotation-{r}.json)
+6. Rerun: {rerun}
+"""
+
+    # -- labels --------------------------------------------------------------------------------------------
+
+    def label(self, r: int, picks: list[str]) -> list[dict[str, Any]]:
+        self.write_package(r, picks)
+        if self.client is None:
+            exports = sorted(p for p in self.folder(r).glob("*.json") if p.name != "tasks.json")
+            records = [rec for p in exports for rec in read_export(p)]
+            source = ", ".join(p.name for p in exports) or "no export yet"
+        else:
+            records, source = self.live(r, picks), f"project {self.campaign!r} at {self.cfg.url}"
+        labels = newest_per_file(parse(records, picks, self.classes, self.campaign))
+        if not labels or (len(labels) < len(picks) and self.cfg.partial == "wait"):
+            raise AwaitingLabels(self.waiting_message(r, len(labels), len(picks), source))
+        if len(labels) < len(picks):
+            log.warning(
+                "round %d: proceeding with %d of %d images labeled (labeling.partial=proceed)",
+                r,
+                len(labels),
+                len(picks),
+            )
+        return [self.as_record(r, labels[f]) for f in picks if f in labels]
+
+    def as_record(self, r: int, a: Annotation) -> dict[str, Any]:
+        url = self.url_of(self.folder(r) / "images" / render_name(a.file))
+        rec = record(a.task_id or 0, a.file, url, a.label, a.annotator)
+        return {**rec, "annotation_id": a.annotation_id, "updated_at": a.updated_at}
+
+    def waiting_message(self, r: int, done: int, n: int, source: str) -> str:
+        if self.client is not None:
+            return (
+                f"round {r}: {done} of {n} images labeled in Label Studio ({source}); label the rest and rerun, "
+                f"or set labeling.wait=true to wait, or labeling.partial=proceed to continue with what is labeled"
+            )
+        steps = self.folder(r) / "NEXT_STEPS.txt"
+        head = f"round {r}: {done} of {n} images labeled ({source}); "
+        return head + f"label them in Label Studio and save the export into {self.folder(r)}:\n\n{steps.read_text()}"
+
+    # -- live mode -----------------------------------------------------------------------------------------
+
+    def live(self, r: int, picks: list[str]) -> list[tuple[dict[str, Any], str]]:
+        """Project, storage and tasks (imported once), then JSON-MIN of the round, waiting if asked to."""
+        client = self.client
+        project = client.project(self.campaign, label_config(self.classes))
+        client.local_storage(project, str((self.folder(r) / "images").resolve()), f"{self.campaign} round {r}")
+        present = {(rec.get("file_name"), rec.get("round")) for rec in client.export_min(project)}
+        missing = [
+            t
+            for t in json.loads((self.folder(r) / "tasks.json").read_text())
+            if (t["data"]["file_name"], r) not in present
+        ]
+        if missing:
+            client.import_tasks(project, missing)
+            log.info("round %d: imported %d tasks into Label Studio project %r", r, len(missing), self.campaign)
+        return self.poll(project, r, picks)
+
+    def poll(self, project: int, r: int, picks: list[str]) -> list[tuple[dict[str, Any], str]]:
+        from tqdm.auto import tqdm
+
+        deadline = time.monotonic() + float(self.cfg.timeout_s) if self.cfg.timeout_s else None
+        with tqdm(
+            total=len(picks), desc=f"round {r}: labeled in Label Studio", unit="img", disable=not self.cfg.wait
+        ) as bar:
+            while True:
+                rows = [rec for rec in self.client.export_min(project) if rec.get("round") == r]
+                records = flatten(rows, f"Label Studio project {self.campaign!r}")
+                done = len(newest_per_file(parse(records, picks, self.classes, self.campaign)))
+                bar.update(done - bar.n)
+                if not self.cfg.wait or done == len(picks) or (deadline and time.monotonic() > deadline):
+                    return records
+                time.sleep(float(self.cfg.poll_s))

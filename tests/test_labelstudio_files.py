@@ -1,0 +1,149 @@
+"""labeling=labelstudio in file mode, and the parsing of Label Studio's exports (JSON-MIN and full JSON)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bpsrun.errors import BpsrunError
+from bpsrun.label.exports import flatten, newest_per_file, parse
+from tests.conftest import run_bpsrun
+
+CLASSES = ["track", "no track"]
+PICKS = ["P1_1-A1_001_001_proj.tif", "P1_1-A1_001_002_proj.tif", "P2_2-B3_004_001_proj.tif"]
+
+
+def labels_of(data, picks=PICKS, campaign="c"):
+    annotations = parse(flatten(data, "export.json"), picks, CLASSES, campaign)
+    return {f: a.label for f, a in newest_per_file(annotations).items()}
+
+
+def test_json_min_newest_annotation_wins_and_urls_are_unquoted():
+    data = [
+        # the tutorial's shape: no file_name, a url-quoted local-files path to the render
+        {"image": "/data/local-files/?d=c%2Fround_1%2Flabelstudio%2Fimages%2FP1_1-A1_001_001_proj.tif.png",
+         "id": 1, "choice": "track", "annotation_id": 1, "updated_at": "2026-01-01T10:00:00Z"},
+        {"image": "/data/local-files/?d=c%2Fround_1%2Flabelstudio%2Fimages%2FP1_1-A1_001_001_proj.tif.png",
+         "id": 1, "choice": "no track", "annotation_id": 7, "updated_at": "2026-01-01T11:00:00Z"},
+        {"image": "/data/local-files/?d=x.png", "file_name": "P1_1-A1_001_002_proj.tif", "id": 2, "choice": "track",
+         "annotation_id": 3, "updated_at": "2026-01-01T09:00:00Z"},
+        {"image": "/data/local-files/?d=samples%2FP2_2-B3_004_001_proj.png", "id": 3},  # unlabeled task
+    ]  # fmt: skip
+    assert labels_of(data) == {"P1_1-A1_001_001_proj.tif": "no track", "P1_1-A1_001_002_proj.tif": "track"}
+
+
+def test_full_json_skips_cancelled_annotations():
+    def task(tid, file, *annotations):
+        return {
+            "id": tid,
+            "data": {"image": "/x", "file_name": file, "campaign": "c"},
+            "annotations": list(annotations),
+        }
+
+    def annotation(aid, label, when, cancelled=False):
+        result = [{"from_name": "choice", "to_name": "image", "type": "choices", "value": {"choices": [label]}}]
+        return {"id": aid, "result": [] if cancelled else result, "was_cancelled": cancelled, "updated_at": when}
+
+    data = [
+        task(1, PICKS[0], annotation(1, "track", "2026-01-01"), annotation(2, "no track", "2026-01-02", True)),
+        task(2, PICKS[1], annotation(3, "no track", "2026-01-01")),
+        task(3, PICKS[2], annotation(4, "track", "2026-01-03", True)),
+    ]
+    # the later annotation of task 1 was skipped, so the earlier one stands; task 3 has no label at all
+    assert labels_of(data) == {PICKS[0]: "track", PICKS[1]: "no track"}
+
+
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        ({"file_name": PICKS[0], "choice": {"choices": ["track", "no track"]}}, r"record 0: several choices"),
+        ({"file_name": PICKS[0], "choice": "Track"}, r"record 0: label 'Track' is not in the labeling config"),
+        (
+            {"file_name": "P9_9-H9_009_009_proj.tif", "choice": "track"},
+            r"record 0: 'P9_9-H9_009_009_proj.tif' was not picked",
+        ),
+        ({"file_name": PICKS[0], "choice": "track", "campaign": "other"}, r"record 0 belongs to campaign 'other'"),
+    ],
+)
+def test_bad_records_are_named(record, message):
+    with pytest.raises(BpsrunError, match=message):
+        labels_of([record])
+
+
+def test_file_mode_round_trip(tmp_path, shared_data):
+    out = tmp_path / "out"
+    args = ("labeling=labelstudio", "round=1")
+    first = run_bpsrun(*args, outputs=out, data=shared_data, check=False)
+    assert first.returncode == 3, first.stderr[-2000:]
+    assert "bpsrun: awaiting labels: round 1: 0 of 8 images labeled (no export yet)" in first.stderr
+    root = out / "synthetic-active-s0"
+    folder = root / "round_1" / "labelstudio"
+    picks = (root / "round_1" / "selected.txt").read_text().splitlines()
+    assert not (root / "round_1" / "labels.json").exists()
+    assert "Import " + str(folder.resolve() / "tasks.json") in first.stderr  # the next steps are printed
+    tasks = json.loads((folder / "tasks.json").read_text())
+    assert [t["data"]["file_name"] for t in tasks] == picks
+    pngs = sorted(p.name for p in (folder / "images").iterdir())
+    assert pngs == sorted(f"{f}.png" for f in picks)
+    assert all((folder / "images" / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in pngs)
+    assert tasks[0]["data"]["image"].startswith("/data/local-files/?d=synthetic-active-s0%2Fround_1%2Flabelstudio")
+    assert (folder / "label_config.xml").read_text().strip() == (
+        '<View><Image name="image" value="$image"/><Choices name="choice" toName="image">'
+        '<Choice value="track"/><Choice value="no track"/></Choices></View>'
+    )
+
+    # a rerun without an export still waits and changes nothing
+    before = (folder / "tasks.json").read_bytes()
+    assert run_bpsrun(*args, outputs=out, data=shared_data, check=False).returncode == 3
+    assert (folder / "tasks.json").read_bytes() == before
+
+    # the export, in Label Studio's exact text: escaped slashes, url-quoted paths, a relabel, a skipped task
+    wanted = {f: CLASSES[k % 2] for k, f in enumerate(picks)}
+    records = []
+    for k, t in enumerate(tasks):
+        rec = {"image": t["data"]["image"], "id": k + 1, "choice": wanted[picks[k]], "annotator": 1,
+               "annotation_id": 100 + k, "created_at": "2026-11-24T10:00:00Z", "updated_at": "2026-11-24T10:00:00Z",
+               "lead_time": 3.5}  # fmt: skip
+        if k % 3:
+            rec["file_name"] = t["data"]["file_name"]
+        records.append(rec)
+    first_try = {**records[0], "choice": CLASSES[1], "annotation_id": 99, "updated_at": "2026-11-24T09:00:00Z"}
+    records.insert(0, first_try)  # an older annotation of the same task loses
+    text = json.dumps(records, indent=2).replace("/", "\\/")
+    (folder / "annotation-1.json").write_text(text)
+    done = run_bpsrun(*args, outputs=out, data=shared_data)
+    assert done.returncode == 0
+    labels = json.loads((root / "round_1" / "labels.json").read_text())
+    assert {r["file_name"]: r["choice"] for r in labels} == wanted
+    assert (root / "round_1" / "metrics.json").exists()
+
+
+def test_file_mode_partial_export_waits_or_proceeds(tmp_path, shared_data):
+    out = tmp_path / "out"
+    args = ("labeling=labelstudio", "round=1", "campaign=partial")
+    assert run_bpsrun(*args, outputs=out, data=shared_data, check=False).returncode == 3
+    folder = out / "partial" / "round_1" / "labelstudio"
+    tasks = json.loads((folder / "tasks.json").read_text())
+    half = [{**t["data"], "id": k, "choice": "track"} for k, t in enumerate(tasks[:3])]
+    (folder / "export.json").write_text(json.dumps(half))
+    waiting = run_bpsrun(*args, outputs=out, data=shared_data, check=False)
+    assert waiting.returncode == 3 and "3 of 8 images labeled (export.json)" in waiting.stderr
+    run_bpsrun(*args, "labeling.partial=proceed", outputs=out, data=shared_data)
+    labels = json.loads((out / "partial" / "round_1" / "labels.json").read_text())
+    assert sorted(r["file_name"] for r in labels) == sorted(t["data"]["file_name"] for t in tasks[:3])
+
+
+def test_export_from_another_campaign_is_refused_and_state_kept(tmp_path, shared_data):
+    out = tmp_path / "out"
+    args = ("labeling=labelstudio", "round=1", "campaign=mine")
+    assert run_bpsrun(*args, outputs=out, data=shared_data, check=False).returncode == 3
+    folder = out / "mine" / "round_1" / "labelstudio"
+    tasks = json.loads((folder / "tasks.json").read_text())
+    foreign = [{**t["data"], "campaign": "theirs", "id": k, "choice": "track"} for k, t in enumerate(tasks)]
+    (folder / "export.json").write_text(json.dumps(foreign))
+    snapshot = {p: p.read_bytes() for p in Path(out / "mine").rglob("*") if p.is_file() and p.name != ".lock"}
+    proc = run_bpsrun(*args, outputs=out, data=shared_data, check=False)
+    assert proc.returncode == 2
+    assert f"{folder / 'export.json'}: record 0 belongs to campaign 'theirs', not 'mine'" in proc.stderr
+    after = {p: p.read_bytes() for p in Path(out / "mine").rglob("*") if p.is_file() and p.name != ".lock"}
+    assert after == snapshot
