@@ -1,0 +1,139 @@
+"""labeling=labelstudio in live mode against a real Label Studio server, started from its own virtual environment.
+
+The environment is `BPSRUN_LABEL_STUDIO_VENV` or `.venv-labelstudio` in the repository, reused when present and
+created from nothing otherwise (about a minute to install, under a minute to start).
+"""
+
+import json
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from bpsrun.label.server import DEFAULT_VENV, start, wait_healthy
+from tests.conftest import REPO, bpsrun_command, run_bpsrun
+
+CLASSES = ["track", "no track"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    """(url, token, document root) of a running Label Studio."""
+    venv = Path(os.environ.get("BPSRUN_LABEL_STUDIO_VENV", REPO / DEFAULT_VENV))
+    root = tmp_path_factory.mktemp("studio")
+    port = free_port()
+    proc = start(venv, port, root / "data", root / "outputs", root / "label-studio.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc, timeout_s=300)
+        yield url, (root / "data" / "bpsrun-token").read_text().strip(), root / "outputs"
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=60)
+
+
+def api(url: str, token: str, method: str, path: str, **kwargs):
+    response = requests.request(method, url + path, headers={"Authorization": f"Token {token}"}, timeout=30, **kwargs)
+    response.raise_for_status()
+    return response.json() if response.content else None
+
+
+def project_tasks(url: str, token: str, campaign: str) -> list[dict]:
+    """Every task of the campaign's project, with its annotations and predictions (Label Studio's full JSON)."""
+    projects = api(url, token, "GET", "/api/projects", params={"page_size": 1000})["results"]
+    pid = next(p["id"] for p in projects if p["title"] == campaign)
+    return api(
+        url, token, "GET", f"/api/projects/{pid}/export", params={"exportType": "JSON", "download_all_tasks": "true"}
+    )
+
+
+def annotate(url: str, token: str, task_id: int, label: str) -> None:
+    result = [{"from_name": "choice", "to_name": "image", "type": "choices", "value": {"choices": [label]}}]
+    api(url, token, "POST", f"/api/tasks/{task_id}/annotations", json={"result": result})
+
+
+def test_live_round_trip(studio, shared_data):
+    url, token, outputs = studio
+    env = {"LABEL_STUDIO_API_KEY": token}
+    live = ("labeling=labelstudio", f"labeling.url={url}", "campaign=live")
+
+    first = run_bpsrun(*live, "round=1", outputs=outputs, data=shared_data, env=env, check=False)
+    assert first.returncode == 3, first.stderr[-3000:]
+    assert "round 1: 0 of 8 images labeled in Label Studio" in first.stderr
+    tasks = project_tasks(url, token, "live")
+    picks = (outputs / "live" / "round_1" / "selected.txt").read_text().splitlines()
+    assert sorted(t["data"]["file_name"] for t in tasks) == sorted(picks)
+
+    # a rerun imports nothing twice
+    again = run_bpsrun(*live, "round=1", outputs=outputs, data=shared_data, env=env, check=False)
+    assert again.returncode == 3
+    assert len(project_tasks(url, token, "live")) == len(picks)
+
+    # Label Studio serves the renders through its local-files endpoint
+    image = requests.get(url + tasks[0]["data"]["image"], headers={"Authorization": f"Token {token}"}, timeout=30)
+    assert image.status_code == 200 and image.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # a labeler labels every task; the first task is relabeled, and the newer annotation wins
+    annotate(url, token, tasks[0]["id"], CLASSES[1])
+    wanted = {}
+    for k, task in enumerate(tasks):
+        annotate(url, token, task["id"], CLASSES[k % 2])
+        wanted[task["data"]["file_name"]] = CLASSES[k % 2]
+    run_bpsrun(*live, "round=1", outputs=outputs, data=shared_data, env=env)
+    labels = json.loads((outputs / "live" / "round_1" / "labels.json").read_text())
+    assert {r["file_name"]: r["choice"] for r in labels} == wanted
+
+    # round 2 with pre-annotations, waiting: the command polls while the labeler works
+    cmd = bpsrun_command(
+        *live, "round=2", "labeling.wait=true", "labeling.poll_s=1", "labeling.preannotate=true",
+        outputs=outputs, data=shared_data,
+    )  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.time() + 300
+    round2 = []
+    while len(round2) < 8 and time.time() < deadline and proc.poll() is None:
+        time.sleep(1)
+        round2 = [t for t in project_tasks(url, token, "live") if t["data"]["round"] == 2]
+    assert len(round2) == 8, proc.communicate()[1][-3000:] if proc.poll() is not None else "round 2 tasks missing"
+    for task in round2:  # the previous round's model, as a pre-annotation
+        predictions = api(url, token, "GET", f"/api/tasks/{task['id']}")["predictions"]
+        assert [p["model_version"] for p in predictions] == ["bpsrun-round-1"]
+        assert predictions[0]["result"][0]["value"]["choices"][0] in CLASSES
+    assert proc.poll() is None  # still waiting for labels
+    for task in round2:
+        annotate(url, token, task["id"], CLASSES[0])
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-3000:]
+    labels2 = json.loads((outputs / "live" / "round_2" / "labels.json").read_text())
+    assert {r["file_name"] for r in labels2} == {t["data"]["file_name"] for t in round2}
+    assert all(r["choice"] == CLASSES[0] for r in labels2)
+
+    # the token came from the environment and appears nowhere in the outputs
+    leaked = [p for p in outputs.rglob("*") if p.is_file() and token.encode() in p.read_bytes()]
+    assert leaked == []
+
+
+def test_unreachable_server_and_missing_token_are_clear(tmp_path, shared_data):
+    dead = f"http://127.0.0.1:{free_port()}"
+    args = ("labeling=labelstudio", f"labeling.url={dead}")
+    proc = run_bpsrun(*args, outputs=tmp_path, data=shared_data, env={"LABEL_STUDIO_API_KEY": "0" * 40}, check=False)
+    assert proc.returncode == 2
+    assert f"labeling.url={dead}: cannot reach Label Studio" in proc.stderr
+    env = {k: v for k, v in os.environ.items() if k != "LABEL_STUDIO_API_KEY"}
+    proc = subprocess.run(
+        bpsrun_command(*args, outputs=tmp_path, data=shared_data), cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert "labeling.url is set but LABEL_STUDIO_API_KEY is empty" in proc.stderr
