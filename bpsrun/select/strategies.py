@@ -23,7 +23,7 @@ def threshold_mask(values: np.ndarray, threshold: float, operation: str) -> np.n
     return OPERATIONS[operation](np.asarray(values, dtype=np.float64), threshold)
 
 
-def typicality(x: np.ndarray, k: int, chunk: int = 2048) -> np.ndarray:
+def typicality(x: np.ndarray, k: int, chunk: int = 512) -> np.ndarray:
     """TypiClust's typicality: 1 / mean distance to the k nearest other samples (unit-normalised embeddings).
 
     Computed in row chunks (memory O(chunk * N), never N x N).
