@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,14 +77,24 @@ class Campaign:
         target = self.cfg.round
         if not isinstance(target, int) or target < 1:
             raise BpsrunError(f"round={target!r}: rounds count from 1; run e.g. `python -m bpsrun round=2`")
-        with campaign_lock(self.root):
-            return self.run_locked(target)
+        fresh = not self.root.exists()
+        try:
+            with campaign_lock(self.root):
+                return self.run_locked(target)
+        except BpsrunError:
+            if fresh and {p.name for p in self.root.iterdir()} <= {".lock"}:  # a start that wrote nothing
+                shutil.rmtree(self.root)
+            raise
 
     def run_locked(self, target: int) -> float:
         files = get_method(self.cfg.dataset.loader)(self.cfg.dataset)
         self.truth_csv = files.truth_csv
         self.labeler = self.make_labeler()  # before anything is written: a misconfigured run leaves no trace
         identity = self.check_identity()
+        read_truth(self.truth_csv, self.classes)  # a bad truth file stops the run before anything is written
+        for r in range(1, target + 1):  # every config this run will use, before anything is written
+            if not (self.round_dir(r) / "selected.txt").exists():
+                self.round_selection(r)
         split = SplitSpec(**OmegaConf.to_container(self.cfg.split, resolve=True))
         self.pool = Pool(prepare(files, split, self.root / "manifest.csv", self.metadata_dir))
         if not (self.root / "campaign.json").exists():
@@ -186,6 +197,20 @@ class Campaign:
     def read_selected(self, r: int) -> list[str]:
         return (self.round_dir(r) / "selected.txt").read_text().splitlines()
 
+    def round_selection(self, r: int) -> dict[str, Any]:
+        """Round r's Lightly selection config, validated; round 1 has no model, so no SCORES or PREDICTIONS."""
+        config = OmegaConf.to_container(self.cfg.selection, resolve=True)
+        lightly_config = round_config(config, r)
+        source = f"conf/selection/{config['name']}.yaml ({'first' if r == 1 else 'later'} rounds)"
+        validate(lightly_config, source=source)
+        needs_model = {s["input"]["type"] for s in lightly_config["strategies"]} & {"SCORES", "PREDICTIONS"}
+        if r == 1 and needs_model:
+            raise BpsrunError(
+                f"{source}: {sorted(needs_model)} inputs need predictions for task {self.task!r}, but round 1 has "
+                f"no model yet; use EMBEDDINGS or RANDOM in first_round"
+            )
+        return lightly_config
+
     def select_stage(self, r: int) -> list[str]:
         rd = self.round_dir(r)
         config = OmegaConf.to_container(self.cfg.selection, resolve=True)
@@ -199,9 +224,7 @@ class Campaign:
                     f"selection, or start a new campaign with campaign=<new name>"
                 )
             return self.read_selected(r)
-        validate(
-            lightly_config, source=f"conf/selection/{config['name']}.yaml ({'first' if r == 1 else 'later'} rounds)"
-        )
+        lightly_config = self.round_selection(r)
         labeled = set(self.labeled_before(r))
         candidates = [i for i in self.pool.train if self.pool.rows[i]["file"] not in labeled]
         meta_keys = [k for k in self.pool.rows[0] if k not in ("file", "path", "split")]

@@ -9,7 +9,6 @@ plate's exposure; values are clipped to [-0.5, 2]. Images are padded to a square
 from __future__ import annotations
 
 import io
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,7 @@ def read_image(path: Path) -> np.ndarray:
                 img = np.asarray(im)
     except FileNotFoundError:
         raise BpsrunError(f"{path}: image listed in meta.csv does not exist; add it or remove its row") from None
-    except (ValueError, OSError, zlib.error, tifffile.TiffFileError, KeyError, IndexError) as exc:
+    except Exception as exc:  # decoders (tifffile, imagecodecs, zlib, PIL) each raise their own types
         raise BpsrunError(f"{path}: not a readable image ({exc}); replace the file or remove its row") from None
     if img.size == 0:
         raise BpsrunError(

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from bpsrun.data.images import load_stack
+from bpsrun.data.images import load_stack, read_image
 from bpsrun.data.lightly_meta import write_metadata
 from bpsrun.data.manifest import SplitSpec, read_manifest, read_meta, split, write_manifest
 from bpsrun.data.sources import DatasetFiles
@@ -24,6 +25,8 @@ def prepare(files: DatasetFiles, spec: SplitSpec, manifest: Path, metadata_dir: 
                 f"{files.meta_csv}: {len(missing)} listed images do not exist in {files.image_dir} "
                 f"(first: {missing[0]}); add them or remove their rows"
             )
+        check_strata(rows, spec.stratify_by, files.meta_csv)
+        check_images([files.image_dir / r["filename"] for r in rows])
         splits = split(rows, spec)
         write_manifest(manifest, header, rows, splits, files.image_dir)
     rows = read_manifest(manifest)
@@ -31,6 +34,26 @@ def prepare(files: DatasetFiles, spec: SplitSpec, manifest: Path, metadata_dir: 
         columns = [c for c in rows[0] if c not in ("file", "path", "split")]
         write_metadata(metadata_dir, columns, [r for r in rows if r["split"] == "train"])
     return rows
+
+
+def check_strata(rows: list[dict[str, str]], column: str | None, source: Path) -> None:
+    """The split needs a stratum for every image: no empty or NaN values in `split.stratify_by`."""
+    if not column:
+        return
+    if column not in rows[0]:
+        raise BpsrunError(f"{source}: split.stratify_by={column!r} is not a column; use one of {list(rows[0])} or null")
+    for line, row in enumerate(rows, start=2):
+        if row[column].strip().lower() in ("", "nan", "na", "none", "null"):
+            raise BpsrunError(
+                f"{source}:{line}: {column}={row[column]!r} for {row['filename']}; split.stratify_by needs a value on "
+                f"every row: fill it in, or set split.stratify_by=null"
+            )
+
+
+def check_images(paths: list[Path]) -> None:
+    """Decode every image once before the campaign writes anything: a bad file stops a fresh start cleanly."""
+    for path in tqdm(paths, desc="checking images", unit="img", leave=False):
+        read_image(path)
 
 
 def image_stack(rows: list[dict[str, str]], size: int, cache: Path) -> np.ndarray:

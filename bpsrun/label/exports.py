@@ -99,9 +99,18 @@ def parse(
 
 
 def newest_per_file(annotations: list[Annotation]) -> dict[str, Annotation]:
-    """The newest annotation of each image wins (update time, then annotation id)."""
+    """The newest annotation of each image wins (update time, then annotation id).
+
+    One image in two tasks means it was imported twice: which label stands would be a guess, so it is an error.
+    """
     best: dict[str, Annotation] = {}
     for a in annotations:
+        other = best.get(a.file)
+        if other is not None and None not in (a.task_id, other.task_id) and a.task_id != other.task_id:
+            raise BpsrunError(
+                f"{a.where}: {a.file} is labeled in two tasks ({other.task_id} in {other.where}, and {a.task_id}); "
+                f"import each image once and label it there"
+            )
         if a.file not in best or (a.updated_at, a.annotation_id) > (
             best[a.file].updated_at,
             best[a.file].annotation_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from bpsrun.errors import BpsrunError
@@ -36,23 +37,39 @@ def round_config(selection: dict[str, Any], round_: int) -> dict[str, Any]:
     return config
 
 
+def name_types(config: dict[str, Any], source: str) -> None:
+    """Unknown strategy or input types, named with their position (lightly's validator says only `type`)."""
+    inputs = ("EMBEDDINGS", "SCORES", "METADATA", "PREDICTIONS", "RANDOM")
+    for i, entry in enumerate(config.get("strategies") or []):
+        if not isinstance(entry, dict):
+            continue
+        for part, valid in (("strategy", list(INPUTS_FOR)), ("input", list(inputs))):
+            kind = (entry.get(part) or {}).get("type") if isinstance(entry.get(part), dict) else None
+            if kind is not None and kind not in valid:
+                raise BpsrunError(f"{source}: strategies[{i}].{part}.type={kind!r} is unknown; use one of {valid}")
+
+
+def snake(key: object) -> str:
+    """Lightly's validator reports its camelCase aliases (`nSamples`); users write the snake_case keys."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", str(key)).lower()
+
+
 def validate(config: dict[str, Any], source: str) -> None:
     """Lightly's own validator (the Worker's rules, unknown keys rejected), then what our engine supports."""
     from lightly.api.api_workflow_compute_worker import selection_config_from_dict
     from pydantic.v1 import ValidationError
 
+    name_types(config, source)
     try:
         selection_config_from_dict(config)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"{'.'.join(snake(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise BpsrunError(f"{source}: invalid Lightly selection config ({problems}); see README 'Selection'") from None
     except (ValueError, TypeError, KeyError) as exc:
         raise BpsrunError(f"{source}: invalid Lightly selection config ({exc}); see README 'Selection'") from None
     for i, entry in enumerate(config["strategies"]):
         strategy, kind, source_type = entry["strategy"], entry["strategy"]["type"], entry["input"]["type"]
         where = f"{source}: strategies[{i}]"
-        if kind not in INPUTS_FOR:
-            raise BpsrunError(f"{where}.strategy.type={kind} is not in the local engine; use one of {list(INPUTS_FOR)}")
         if source_type not in INPUTS_FOR[kind]:
             raise BpsrunError(f"{where}: {kind} needs input.type in {INPUTS_FOR[kind]}, got {source_type}")
         if kind == "THRESHOLD" and (strategy.get("threshold") is None or strategy.get("operation") is None):

@@ -1,0 +1,259 @@
+"""The bad-input catalogue: each case runs the real command and checks one readable message naming the file, row
+or key (and the fix), a non-zero exit, and the campaign folder byte-identical before and after."""
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from tests.conftest import run_bpsrun
+
+TINY_SYNTH = 60
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file of the campaign (the lock file's content is the last holder's pid, not state)."""
+    if not folder.exists():
+        return {}
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
+
+
+def check_refused(proc, *needles: str) -> None:
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("bpsrun: error:")]
+    message = errors[0] if errors else proc.stderr
+    assert len(errors) <= 1, errors
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    for needle in needles:
+        assert needle in message, f"{needle!r} not in {message!r}"
+
+
+# -- a folder dataset with one broken thing ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def folder_source(tmp_path_factory, shared_data) -> Path:
+    """A valid dataset=folder: 60 synthetic TIFFs, meta.csv, truth.csv."""
+    from bpsrun.data.synthetic import SyntheticSpec, generate
+
+    synth = generate(SyntheticSpec(num_images=TINY_SYNTH, seed=1234), tmp_path_factory.mktemp("synth") / "s")
+    root = tmp_path_factory.mktemp("folder") / "data"
+    shutil.copytree(synth / "images", root)
+    shutil.copy(synth / "meta.csv", root / "meta.csv")
+    shutil.copy(synth / "truth.csv", root.parent / "truth.csv")
+    return root
+
+
+def first_image(root: Path) -> Path:
+    return root / (root / "meta.csv").read_text().splitlines()[1].split(",")[0]
+
+
+def write_tiff(data) -> Callable[[Path], None]:
+    return lambda path: tifffile.imwrite(path, data)
+
+
+def break_meta(edit: Callable[[list[str]], list[str]]) -> Callable[[Path], None]:
+    def apply(root: Path) -> None:
+        lines = (root / "meta.csv").read_text().splitlines()
+        (root / "meta.csv").write_text("\n".join(edit(lines)) + "\n")
+
+    return apply
+
+
+FOLDER_CASES = {
+    "corrupt tiff": (
+        lambda p: first_image(p).write_bytes(b"II*\x00" + bytes(range(256)) * 4),
+        ["not a readable image", "replace the file"],
+    ),
+    "truncated tiff": (
+        lambda p: first_image(p).write_bytes(first_image(p).read_bytes()[:300]),
+        ["not a readable image"],
+    ),
+    "empty tiff": (lambda p: first_image(p).write_bytes(b""), ["not a readable image"]),
+    "3-channel tiff": (
+        lambda p: write_tiff(np.zeros((20, 20, 3), np.uint16))(first_image(p)),
+        ["expected one channel", "shape (20, 20, 3)"],
+    ),
+    "float tiff": (
+        lambda p: write_tiff(np.zeros((20, 20), np.float32))(first_image(p)),
+        ["float32", "convert to uint16"],
+    ),
+    "zero-size tiff": (lambda p: write_tiff(np.zeros((0, 20), np.uint16))(first_image(p)), ["no pixel data"]),
+    "meta missing column": (
+        break_meta(lambda ls: [",".join(r.split(",")[:2] + r.split(",")[3:]) for r in ls]),
+        ["meta.csv: split.stratify_by='particle_type' is not a column", "use one of"],
+    ),
+    "meta duplicate file": (break_meta(lambda ls: ls + [ls[1]]), ["meta.csv:62", "duplicate filename"]),
+    "meta NaN value": (
+        break_meta(lambda ls: ls[:2] + [ls[2].rsplit(",", 2)[0] + ",nan," + ls[2].rsplit(",", 1)[1]] + ls[3:]),
+        ["meta.csv:3", "particle_type", "nan"],
+    ),
+    "meta empty value": (
+        break_meta(lambda ls: ls[:2] + [ls[2].rsplit(",", 2)[0] + ",," + ls[2].rsplit(",", 1)[1]] + ls[3:]),
+        ["meta.csv:3", "particle_type"],
+    ),
+    "meta missing file": (
+        break_meta(lambda ls: ls + ["P999_1-A1_001_001_proj.tif,1.0,X-ray,4"]),
+        ["P999_1-A1_001_001_proj.tif", "do not exist"],
+    ),
+    "meta not text": (lambda p: (p / "meta.csv").write_bytes(b"\xff\xfe\x00\x01garbage"), ["meta.csv", "UTF-8"]),
+    "truth unknown label": (
+        lambda p: (p.parent / "truth.csv").write_text(
+            (p.parent / "truth.csv").read_text().replace(",track", ",Track", 1)
+        ),
+        ["truth.csv:", "'Track'", "expected one of"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FOLDER_CASES))
+def test_bad_dataset(case, folder_source, tmp_path):
+    damage, needles = FOLDER_CASES[case]
+    root = tmp_path / "data"
+    shutil.copytree(folder_source, root)
+    shutil.copy(folder_source.parent / "truth.csv", tmp_path / "truth.csv")
+    damage(root)
+    out = tmp_path / "out"
+    args = (
+        "dataset=folder",
+        f"dataset.path={root}",
+        f"dataset.truth_csv={tmp_path / 'truth.csv'}",
+        "split.stratify_by=particle_type",
+    )
+    proc = run_bpsrun(*args, outputs=out, check=False)
+    check_refused(proc, *needles)
+    assert snapshot(out / "folder-active-s0") == {}  # a fresh campaign that cannot start leaves nothing
+
+
+# -- an existing campaign, and a bad next step -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory, shared_data) -> Path:
+    """A campaign with round 1 done (oracle), and one awaiting Label Studio labels."""
+    out = tmp_path_factory.mktemp("campaigns")
+    run_bpsrun("round=1", outputs=out, data=shared_data)
+    proc = run_bpsrun("round=1", "labeling=labelstudio", "campaign=ls", outputs=out, data=shared_data, check=False)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    return out
+
+
+def export(records: Callable[[list[dict]], list]) -> Callable[[Path], None]:
+    """Write an export built from the round's tasks into the awaiting campaign."""
+
+    def apply(out: Path) -> None:
+        folder = out / "ls" / "round_1" / "labelstudio"
+        tasks = [t["data"] for t in json.loads((folder / "tasks.json").read_text())]
+        (folder / "export.json").write_text(json.dumps(records(tasks)))
+
+    return apply
+
+
+def labeled(tasks, **change):
+    return [{**t, "id": k, "annotation_id": k, "choice": "track", **change} for k, t in enumerate(tasks)]
+
+
+LS = ("labeling=labelstudio", "campaign=ls", "round=1")
+CAMPAIGN_CASES = {
+    "export malformed": (
+        LS,
+        lambda out: (out / "ls/round_1/labelstudio/export.json").write_text('[{"image": '),
+        ["export.json", "malformed JSON", "export again"],
+    ),
+    "export not a list": (LS, export(lambda tasks: {"image": "x"}), ["export.json", "expected a JSON list"]),
+    "export unknown label": (
+        LS,
+        export(lambda tasks: labeled(tasks, choice="tracks")),
+        ["export.json: record 0", "'tracks'", "use one of"],
+    ),
+    "export unknown file": (
+        LS,
+        export(lambda tasks: labeled(tasks, file_name="P0_0-A0_000_000_proj.tif")),
+        ["record 0", "was not picked in this round"],
+    ),
+    "export multi-choice": (
+        LS,
+        export(lambda tasks: labeled(tasks, choice={"choices": ["track", "no track"]})),
+        ["record 0", "several choices"],
+    ),
+    "export repeated task": (
+        LS,
+        export(
+            lambda tasks: labeled(tasks) + [{**labeled(tasks)[0], "id": 99, "annotation_id": 99, "choice": "no track"}]
+        ),
+        ["export.json: record", "labeled in two tasks", "import each image once"],
+    ),
+    "export other project": (
+        LS,
+        export(lambda tasks: labeled(tasks, campaign="other")),
+        ["record 0 belongs to campaign 'other'"],
+    ),
+    "selection unknown key": (
+        ("round=2", "+selection.later_rounds.strategies.0.strategy.strenght=2"),
+        None,
+        ["strenght", "extra fields not permitted"],
+    ),
+    "selection negative budget": (
+        ("round=2", "+selection.later_rounds.n_samples=-3"),
+        None,
+        ["n_samples", "greater than or equal to"],
+    ),
+    "selection budget above pool": (
+        ("round=2", "+selection.later_rounds.n_samples=10000"),
+        None,
+        ["10000", "unlabeled training images remain", "lower selection.n_samples"],
+    ),
+    "selection proportion above 1": (
+        ("round=2", "+selection.later_rounds.proportion_samples=1.5"),
+        None,
+        ["proportion_samples", "less than or equal to 1.0"],
+    ),
+    "selection unknown strategy": (
+        ("round=2", "selection.later_rounds.strategies.0.strategy.type=MAGIC"),
+        None,
+        ["strategies[0].strategy.type='MAGIC'", "use one of"],
+    ),
+    "scores before predictions": (
+        ("round=1", "campaign=scores-first", "selection.first_round=${selection.later_rounds}"),
+        None,
+        ["need predictions for task", "round 1 has", "no model yet"],
+    ),
+    "round zero": (("round=0",), None, ["round=0", "rounds count from 1"]),
+    "negative round": (("round=-2",), None, ["round=-2", "rounds count from 1"]),
+    "config group typo": (("selection=actve",), None, ["selection", "actve"]),
+    "changed finished selection": (
+        ("round=1", "selection.n_samples=9"),
+        None,
+        ["round 1", "finished", "campaign=<new name>"],
+    ),
+    "unknown labeling": (("round=2", "labeling.name=crowd"), None, ["labeling=crowd", "is not available"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CAMPAIGN_CASES))
+def test_bad_step_on_an_existing_campaign(case, campaign, shared_data, tmp_path):
+    args, damage, needles = CAMPAIGN_CASES[case]
+    out = tmp_path / "out"
+    shutil.copytree(campaign, out)
+    if damage:
+        damage(out)
+    before = {name: snapshot(out / name) for name in ("synthetic-active-s0", "ls")}
+    proc = run_bpsrun(*args, outputs=out, data=shared_data, check=False)
+    if case == "config group typo":  # Hydra's own message: names the group, the typo and the valid options
+        assert (
+            proc.returncode != 0
+            and "Could not find 'selection/actve'" in proc.stderr
+            and "Available options" in proc.stderr
+        )
+    else:
+        check_refused(proc, *needles)
+    assert {name: snapshot(out / name) for name in before} == before
+    assert not (out / "scores-first" / "manifest.csv").exists()
