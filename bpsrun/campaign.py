@@ -22,6 +22,7 @@ from bpsrun.data.manifest import SplitSpec
 from bpsrun.data.prepare import image_stack, prepare
 from bpsrun.errors import BpsrunError
 from bpsrun.export.predictions import read_predictions, write_predictions
+from bpsrun.faults import checkpoint
 from bpsrun.files import atomic_file, atomic_write_json, atomic_write_text, cached_npy
 from bpsrun.label.jsonmin import read_labels
 from bpsrun.label.labelstudio import LabelStudioLabeler
@@ -183,7 +184,9 @@ class Campaign:
         selected = self.select_stage(r)
         if not (rd / "labels.json").exists():
             log.info("round %d: labeling %d images with the %s", r, len(selected), self.cfg.labeling.name)
-            atomic_write_json(rd / "labels.json", self.labeler.label(r, selected))
+            labels = self.labeler.label(r, selected)
+            checkpoint("labeling")
+            atomic_write_json(rd / "labels.json", labels)
         module = None
         if not (rd / "metrics.json").exists():
             module = self.train_stage(r)
@@ -255,6 +258,7 @@ class Campaign:
             raise BpsrunError(f"selection.backend={config['backend']!r}: use local or lightly_worker")
         log.info("round %d: selected %d of %d candidates", r, len(picks), len(candidates))
         atomic_write_json(rd / "selection.json", lightly_config)
+        checkpoint("selection")
         atomic_write_text(rd / "selected.txt", "".join(f"{f}\n" for f in picks))
         return picks
 

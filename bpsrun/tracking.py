@@ -16,6 +16,8 @@ from typing import Any
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
 
+from bpsrun.faults import checkpoint
+
 SECRET = re.compile(r"(token|secret|password|passwd|access_key|api_key|credential)", re.IGNORECASE)
 PARAM_MAX = 6000
 
@@ -109,6 +111,7 @@ class Tracker:
             self.client.log_batch(run_id, metrics=metrics[start : start + 500])
         for path in artifacts:
             self.client.log_artifact(run_id, str(path))
+        checkpoint("mlflow")
         self._log_parent(round_, summary, now)
         self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
         return run_id

@@ -12,6 +12,7 @@ from bpsrun.data.lightly_meta import write_metadata
 from bpsrun.data.manifest import SplitSpec, read_manifest, read_meta, split, write_manifest
 from bpsrun.data.sources import DatasetFiles
 from bpsrun.errors import BpsrunError
+from bpsrun.faults import checkpoint
 from bpsrun.files import cached_npy
 
 
@@ -29,6 +30,7 @@ def prepare(files: DatasetFiles, spec: SplitSpec, manifest: Path, metadata_dir: 
         check_images([files.image_dir / r["filename"] for r in rows])
         splits = split(rows, spec)
         write_manifest(manifest, header, rows, splits, files.image_dir)
+        checkpoint("prepare")
     rows = read_manifest(manifest)
     if not (metadata_dir / "schema.json").exists():
         columns = [c for c in rows[0] if c not in ("file", "path", "split")]

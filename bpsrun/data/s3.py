@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from bpsrun.errors import BpsrunError
+from bpsrun.files import pid_alive
 
 log = logging.getLogger("bpsrun")
 
@@ -145,15 +146,8 @@ def remove_stale_parts(root: Path) -> None:
     """Temporary files left by a killed download (their process is gone); a live process keeps its own."""
     for part in root.glob("**/.*.part"):
         pid = part_owner(part)
-        if pid > 0:
-            try:
-                os.kill(pid, 0)
-                continue
-            except ProcessLookupError:
-                pass
-            except PermissionError:
-                continue
-        part.unlink(missing_ok=True)
+        if pid <= 0 or not pid_alive(pid):
+            part.unlink(missing_ok=True)
 
 
 def download(

@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision.transforms import v2
 
+from bpsrun.faults import checkpoint
 from bpsrun.model.module import flip_rotate
 from bpsrun.model.networks import SmallConvNet
 
@@ -41,6 +42,7 @@ class SimCLR(pl.LightningModule):
         self.lr = lr
 
     def training_step(self, batch: tuple[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        checkpoint("embedding")
         (x,) = batch
         z0 = self.head(self.backbone(augment(x, self.crop)))
         z1 = self.head(self.backbone(augment(x, self.crop)))

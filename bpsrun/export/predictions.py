@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from bpsrun.faults import checkpoint
 from bpsrun.files import atomic_dir
 
 
@@ -34,6 +35,7 @@ def write_predictions(folder: Path, task: str, classes: list[str], files: list[s
             out = task_dir / f"{Path(name).with_suffix('')}.json"
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(record))
+            checkpoint("predictions")
 
 
 def read_predictions(folder: Path, task: str, files: list[str]) -> np.ndarray:

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from bpsrun.data.images import png_bytes
 from bpsrun.data.s3 import S3Location
+from bpsrun.faults import checkpoint
 
 log = logging.getLogger("bpsrun")
 
@@ -41,6 +42,7 @@ def publish(s3, loc: S3Location, objects: dict[str, Body], under: str, workers: 
         if existing.get(key) == hashlib.md5(body, usedforsecurity=False).hexdigest():
             return False
         s3.put_object(Bucket=loc.bucket, Key=key, Body=body)
+        checkpoint("publish")
         return True
 
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from bpsrun.faults import checkpoint
+
 
 def flip_rotate(x: torch.Tensor) -> torch.Tensor:
     """A random dihedral transform per image: nuclei have no preferred orientation."""
@@ -32,6 +34,7 @@ class NucleusClassifier(pl.LightningModule):
         return self.net(x)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        checkpoint("training")
         x, y = batch
         loss = self.criterion(self(flip_rotate(x)), y)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))

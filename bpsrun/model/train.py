@@ -74,10 +74,16 @@ def fit(
 
 @torch.no_grad()
 def predict_proba(module: NucleusClassifier, x: np.ndarray, batch_size: int, desc: str = "predicting") -> np.ndarray:
+    """Class probabilities in eval mode (no dropout, batch-norm running statistics), whatever mode fit left."""
+    module.eval()
+    return forward_proba(module, x, batch_size, desc)
+
+
+@torch.no_grad()
+def forward_proba(module: NucleusClassifier, x: np.ndarray, batch_size: int, desc: str) -> np.ndarray:
+    """Class probabilities in the module's current mode (MC dropout sets its own)."""
     from tqdm import tqdm
 
-    if not any(m.training for m in module.modules()):
-        module.eval()
     device = next(module.parameters()).device
     out = []
     for (xb,) in tqdm(loader(x, None, batch_size), desc=desc, unit="batch", leave=False):
@@ -116,7 +122,7 @@ def mc_dropout_proba(module: NucleusClassifier, x: np.ndarray, passes: int, batc
     torch.manual_seed(seed)
     try:
         return np.stack(
-            [predict_proba(module, x, batch_size, f"MC dropout pass {t + 1}/{passes}") for t in range(passes)]
+            [forward_proba(module, x, batch_size, f"MC dropout pass {t + 1}/{passes}") for t in range(passes)]
         )
     finally:
         module.eval()
