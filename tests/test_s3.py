@@ -16,6 +16,9 @@ from bpsrun.errors import BpsrunError
 from tests.conftest import REPO, TINY, run_bpsrun
 from tests.s3server import BUCKET, CREDENTIALS, PREFIX, S3Server, bps_like
 
+# every secret bpsrun reads from the environment, with values that cannot occur by chance
+SECRETS = {**CREDENTIALS, "LIGHTLY_TOKEN": "lightly-token-7f3a9c", "LABEL_STUDIO_API_KEY": "ls-key-0c8e5d"}
+
 LEVELS = {"Fe": {"low": 0.0, "med": 0.3, "hi": 0.82}, "X-ray": {"low": 0.0, "med": 0.1, "hi": 1.0}}
 
 
@@ -162,7 +165,7 @@ def test_publish_lightly_datasource_and_republish_sends_nothing(server, tmp_path
     s3.create_bucket(Bucket="published", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
     publish = ["export.s3.bucket=published", "export.s3.prefix=bps/", f"export.s3.endpoint_url={server.url}"]
     out = tmp_path / "out"
-    run_bpsrun("round=1", *publish, outputs=out, data=shared_data, env=CREDENTIALS)
+    run_bpsrun("round=1", *publish, outputs=out, data=shared_data, env=SECRETS)
     root = out / "synthetic-active-s0"
     listing = {o["Key"]: o for o in s3.list_objects_v2(Bucket="published", Prefix="bps/")["Contents"]}
     pool = [r["file"] for r in read_rows(root / "manifest.csv") if r["split"] == "train"]
@@ -179,10 +182,13 @@ def test_publish_lightly_datasource_and_republish_sends_nothing(server, tmp_path
     image = s3.get_object(Bucket="published", Key=f"bps/data/{some}")["Body"].read()
     assert image == Path(next(r["path"] for r in read_rows(root / "manifest.csv") if r["file"] == some)).read_bytes()
 
-    proc = run_bpsrun("round=1", *publish, outputs=out, data=shared_data, env=CREDENTIALS)
+    proc = run_bpsrun("round=1", *publish, outputs=out, data=shared_data, env=SECRETS)
     sent = [int(n) for n in re.findall(r"published (\d+) new or changed of", proc.stdout + proc.stderr)]
     assert sent == [0, 0, 0]  # images, metadata, predictions
     again = {o["Key"]: o for o in s3.list_objects_v2(Bucket="published", Prefix="bps/")["Contents"]}
     assert {k: o["LastModified"] for k, o in again.items()} == {k: o["LastModified"] for k, o in listing.items()}
-    for value in CREDENTIALS.values():  # the keys came from the environment and stay out of every output
-        assert not [p for p in out.rglob("*") if p.is_file() and value.encode() in p.read_bytes()]
+    # the keys came from the environment and stay out of every output: Hydra's configs and logs, MLflow's store
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.name == "mlflow.db" for p in files) and any(p.name == "config.yaml" for p in files)
+    for value in SECRETS.values():
+        assert not [p for p in files if value.encode() in p.read_bytes()]
