@@ -49,5 +49,5 @@ def test_configs_are_validated_before_the_client_is_called(tmp_path, shared_data
         *WORKER, "round=1", "selection.n_samples=-3", outputs=tmp_path, data=shared_data, check=False, env=env
     )
     assert proc.returncode == 2
-    assert "invalid Lightly selection config (nSamples" in proc.stderr
+    assert "invalid Lightly selection config (n_samples" in proc.stderr
     assert "Lightly API" not in proc.stderr
