@@ -10,6 +10,7 @@ import json
 import logging
 import shutil
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -146,8 +147,13 @@ class Campaign:
             self.cfg.labeling, self.cfg.campaign, self.classes, self.image_path, self.round_dir, self.previous_probs
         )
 
+    @cached_property
+    def path_of(self) -> dict[str, Path]:
+        """Manifest file name -> image path."""
+        return {r["file"]: Path(r["path"]) for r in self.pool.rows}
+
     def image_path(self, file: str) -> Path:
-        return Path(next(r["path"] for r in self.pool.rows if r["file"] == file))
+        return self.path_of[file]
 
     def previous_probs(self, r: int, files: list[str]) -> np.ndarray | None:
         """Round r-1's predicted probabilities for `files` (Label Studio pre-annotations); None in round 1."""
@@ -170,7 +176,7 @@ class Campaign:
         lightly_root = self.root / "lightly" if round_ is None else self.round_dir(round_) / "lightly"
         for part in parts:
             if part == "data/":
-                pool = {self.pool.rows[i]["file"]: Path(self.pool.rows[i]["path"]) for i in self.pool.train}
+                pool = {f: self.path_of[f] for f in self.pool.files(self.pool.train)}
                 objects = image_objects(pool, spec.images)
             else:
                 objects = lightly_objects(lightly_root, spec.images)
@@ -391,8 +397,7 @@ class Campaign:
         )
         labels = read_labels(rd / "labels.json", self.classes)
         labeled = [f for f in self.read_selected(r) if f in labels]  # labeling.partial=proceed may leave some out
-        path_of = {row["file"]: Path(row["path"]) for row in self.pool.rows}
-        picks_png(rd / "picks.png", [path_of[f] for f in labeled], [labels[f] for f in labeled])
+        picks_png(rd / "picks.png", [self.path_of[f] for f in labeled], [labels[f] for f in labeled])
         summary = {k: metrics[k] for k in ("n_labeled", "val_accuracy", "val_balanced_accuracy", "val_f1")}
         params: dict[str, Any] = OmegaConf.to_container(self.cfg, resolve=True)
         params["selection_config"] = json.loads((rd / "selection.json").read_text())

@@ -60,7 +60,7 @@ def flatten(data: Any, source: str) -> list[tuple[dict[str, Any], str]]:
             rec = {**task, "id": item.get("id"), "annotation_id": annotation.get("id", 0)}
             rec["updated_at"] = annotation.get("updated_at") or annotation.get("created_at") or ""
             rec["annotator"] = annotation.get("completed_by")
-            if choices:
+            if choices and choices[0]:  # an empty choice list is no label
                 rec[CHOICE_KEY] = choices[0][0] if len(choices[0]) == 1 else {"choices": choices[0]}
             out.append((rec, f"{where} (annotation {annotation.get('id')})"))
     return out

@@ -150,10 +150,10 @@ class LabelStudioLabeler:
         if self.client is None:
             exports = sorted(p for p in self.folder(r).glob("*.json") if p.name != "tasks.json")
             records = [rec for p in exports for rec in read_export(p)]
+            labels = newest_per_file(parse(records, picks, self.classes, self.campaign))
             source = ", ".join(p.name for p in exports) or "no export yet"
         else:
-            records, source = self.live(r, picks), f"project {self.campaign!r} at {self.cfg.url}"
-        labels = newest_per_file(parse(records, picks, self.classes, self.campaign))
+            labels, source = self.live(r, picks), f"project {self.campaign!r} at {self.cfg.url}"
         if not labels or (len(labels) < len(picks) and self.cfg.partial == "wait"):
             raise AwaitingLabels(self.waiting_message(r, len(labels), len(picks), source))
         if len(labels) < len(picks):
@@ -182,7 +182,7 @@ class LabelStudioLabeler:
 
     # -- live mode -----------------------------------------------------------------------------------------
 
-    def live(self, r: int, picks: list[str]) -> list[tuple[dict[str, Any], str]]:
+    def live(self, r: int, picks: list[str]) -> dict[str, Annotation]:
         """Project, storage and tasks (imported once), then JSON-MIN of the round, waiting if asked to."""
         client = self.client
         project = client.project(self.campaign, label_config(self.classes))
@@ -198,7 +198,8 @@ class LabelStudioLabeler:
             log.info("round %d: imported %d tasks into Label Studio project %r", r, len(missing), self.campaign)
         return self.poll(project, r, picks)
 
-    def poll(self, project: int, r: int, picks: list[str]) -> list[tuple[dict[str, Any], str]]:
+    def poll(self, project: int, r: int, picks: list[str]) -> dict[str, Annotation]:
+        """The round's labels so far; with labeling.wait, once all are in (or labeling.timeout_s passes)."""
         from tqdm.auto import tqdm
 
         deadline = time.monotonic() + float(self.cfg.timeout_s) if self.cfg.timeout_s else None
@@ -208,8 +209,8 @@ class LabelStudioLabeler:
             while True:
                 rows = [rec for rec in self.client.export_min(project) if rec.get("round") == r]
                 records = flatten(rows, f"Label Studio project {self.campaign!r}")
-                done = len(newest_per_file(parse(records, picks, self.classes, self.campaign)))
-                bar.update(done - bar.n)
-                if not self.cfg.wait or done == len(picks) or (deadline and time.monotonic() > deadline):
-                    return records
+                labels = newest_per_file(parse(records, picks, self.classes, self.campaign))
+                bar.update(len(labels) - bar.n)
+                if not self.cfg.wait or len(labels) == len(picks) or (deadline and time.monotonic() > deadline):
+                    return labels
                 time.sleep(float(self.cfg.poll_s))
