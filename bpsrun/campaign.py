@@ -93,10 +93,12 @@ class Campaign:
         self.truth_csv = files.truth_csv
         self.labeler = self.make_labeler()  # before anything is written: a misconfigured run leaves no trace
         identity = self.check_identity()
-        read_truth(self.truth_csv, self.classes)  # a bad truth file stops the run before anything is written
-        for r in range(1, target + 1):  # every config this run will use, before anything is written
-            if not (self.round_dir(r) / "selected.txt").exists():
-                self.round_selection(r)
+        self.truth = read_truth(self.truth_csv, self.classes)  # a bad truth file stops the run before any write
+        self.pending = {  # every selection config this run will use, validated before anything is written
+            r: self.round_selection(r)
+            for r in range(1, target + 1)
+            if not (self.round_dir(r) / "selected.txt").exists()
+        }
         split = SplitSpec(**OmegaConf.to_container(self.cfg.split, resolve=True))
         self.pool = Pool(prepare(files, split, self.root / "manifest.csv", self.metadata_dir))
         if not (self.root / "campaign.json").exists():
@@ -233,7 +235,7 @@ class Campaign:
                     f"selection, or start a new campaign with campaign=<new name>"
                 )
             return self.read_selected(r)
-        lightly_config = self.round_selection(r)
+        lightly_config = self.pending[r]
         labeled = set(self.labeled_before(r))
         candidates = [i for i in self.pool.train if self.pool.rows[i]["file"] not in labeled]
         meta_keys = [k for k in self.pool.rows[0] if k not in ("file", "path", "split")]
@@ -330,9 +332,8 @@ class Campaign:
         return labels
 
     def val_data(self, stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        truth = read_truth(self.truth_csv, self.classes)
         val = self.pool.val
-        y = np.array([self.classes.index(truth[self.pool.rows[i]["file"]]) for i in val])
+        y = np.array([self.classes.index(self.truth[self.pool.rows[i]["file"]]) for i in val])
         return np.asarray(stack[val]), y
 
     def train_stage(self, r: int) -> torch.nn.Module:

@@ -47,3 +47,14 @@ def run_bpsrun(
 def shared_data(tmp_path_factory) -> Path:
     """Generated datasets shared by the end-to-end tests (generation is deterministic)."""
     return tmp_path_factory.mktemp("data")
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file of the campaign (the lock file's content is the last holder's pid, not state)."""
+    if not folder.exists():
+        return {}
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }

@@ -10,20 +10,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from tests.conftest import run_bpsrun
+from tests.conftest import run_bpsrun, snapshot
 
 TINY_SYNTH = 60
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file of the campaign (the lock file's content is the last holder's pid, not state)."""
-    if not folder.exists():
-        return {}
-    return {
-        str(p.relative_to(folder)): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != ".lock"
-    }
 
 
 def check_refused(proc, *needles: str) -> None:

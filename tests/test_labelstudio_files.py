@@ -7,7 +7,7 @@ import pytest
 
 from bpsrun.errors import BpsrunError
 from bpsrun.label.exports import flatten, newest_per_file, parse
-from tests.conftest import run_bpsrun
+from tests.conftest import run_bpsrun, snapshot
 
 CLASSES = ["track", "no track"]
 PICKS = ["P1_1-A1_001_001_proj.tif", "P1_1-A1_001_002_proj.tif", "P2_2-B3_004_001_proj.tif"]
@@ -118,12 +118,17 @@ def test_file_mode_round_trip(tmp_path, shared_data):
     assert (root / "round_1" / "metrics.json").exists()
 
 
+def awaiting(out: Path, args: tuple[str, ...], data: Path, campaign: str) -> tuple[Path, list[dict]]:
+    """Run round 1 up to "awaiting labels"; its labelstudio folder and tasks."""
+    assert run_bpsrun(*args, outputs=out, data=data, check=False).returncode == 3
+    folder = out / campaign / "round_1" / "labelstudio"
+    return folder, json.loads((folder / "tasks.json").read_text())
+
+
 def test_file_mode_partial_export_waits_or_proceeds(tmp_path, shared_data):
     out = tmp_path / "out"
     args = ("labeling=labelstudio", "round=1", "campaign=partial")
-    assert run_bpsrun(*args, outputs=out, data=shared_data, check=False).returncode == 3
-    folder = out / "partial" / "round_1" / "labelstudio"
-    tasks = json.loads((folder / "tasks.json").read_text())
+    folder, tasks = awaiting(out, args, shared_data, "partial")
     half = [{**t["data"], "id": k, "choice": "track"} for k, t in enumerate(tasks[:3])]
     (folder / "export.json").write_text(json.dumps(half))
     waiting = run_bpsrun(*args, outputs=out, data=shared_data, check=False)
@@ -136,14 +141,11 @@ def test_file_mode_partial_export_waits_or_proceeds(tmp_path, shared_data):
 def test_export_from_another_campaign_is_refused_and_state_kept(tmp_path, shared_data):
     out = tmp_path / "out"
     args = ("labeling=labelstudio", "round=1", "campaign=mine")
-    assert run_bpsrun(*args, outputs=out, data=shared_data, check=False).returncode == 3
-    folder = out / "mine" / "round_1" / "labelstudio"
-    tasks = json.loads((folder / "tasks.json").read_text())
+    folder, tasks = awaiting(out, args, shared_data, "mine")
     foreign = [{**t["data"], "campaign": "theirs", "id": k, "choice": "track"} for k, t in enumerate(tasks)]
     (folder / "export.json").write_text(json.dumps(foreign))
-    snapshot = {p: p.read_bytes() for p in Path(out / "mine").rglob("*") if p.is_file() and p.name != ".lock"}
+    before = snapshot(out / "mine")
     proc = run_bpsrun(*args, outputs=out, data=shared_data, check=False)
     assert proc.returncode == 2
     assert f"{folder / 'export.json'}: record 0 belongs to campaign 'theirs', not 'mine'" in proc.stderr
-    after = {p: p.read_bytes() for p in Path(out / "mine").rglob("*") if p.is_file() and p.name != ".lock"}
-    assert after == snapshot
+    assert snapshot(out / "mine") == before

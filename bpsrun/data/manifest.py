@@ -78,13 +78,12 @@ def group_key(name: str, group_by: str) -> str:
 
 
 def split(rows: list[dict[str, str]], spec: SplitSpec) -> list[str]:
-    """'train' or 'val' per row: whole groups per stratum, about val_fraction of each stratum in val."""
+    """'train' or 'val' per row: whole groups per stratum, about val_fraction of each stratum in val.
+
+    The stratify column is checked by the caller (prepare.check_strata), which can name the file.
+    """
     if spec.group_by not in GROUP_BY:
         raise BpsrunError(f"split.group_by={spec.group_by!r} is not one of {GROUP_BY}")
-    if spec.stratify_by and spec.stratify_by not in rows[0]:
-        raise BpsrunError(
-            f"split.stratify_by={spec.stratify_by!r} is not a meta.csv column; use one of {list(rows[0])}"
-        )
     groups: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
         groups.setdefault(group_key(row["filename"], spec.group_by), []).append(i)

@@ -39,7 +39,7 @@ def round_config(selection: dict[str, Any], round_: int) -> dict[str, Any]:
 
 def name_types(config: dict[str, Any], source: str) -> None:
     """Unknown strategy or input types, named with their position (lightly's validator says only `type`)."""
-    inputs = ("EMBEDDINGS", "SCORES", "METADATA", "PREDICTIONS", "RANDOM")
+    inputs = sorted({t for types in INPUTS_FOR.values() for t in types})
     for i, entry in enumerate(config.get("strategies") or []):
         if not isinstance(entry, dict):
             continue
