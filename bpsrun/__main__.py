@@ -20,6 +20,10 @@ def main(cfg: DictConfig) -> float:
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)  # tips and device banners
     from bpsrun.campaign import Campaign
 
+    if cfg.trainer.get("threads"):
+        import torch
+
+        torch.set_num_threads(int(cfg.trainer.threads))
     try:
         return Campaign(cfg).run()
     except AwaitingLabels as exc:

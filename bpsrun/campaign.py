@@ -21,22 +21,20 @@ from omegaconf import DictConfig, OmegaConf
 
 from bpsrun.data.manifest import SplitSpec
 from bpsrun.data.prepare import image_stack, prepare
+from bpsrun.data.sources import dataset_identity
 from bpsrun.errors import BpsrunError
 from bpsrun.export.predictions import read_predictions, write_predictions
 from bpsrun.faults import checkpoint
-from bpsrun.files import atomic_file, atomic_write_json, atomic_write_text, cached_npy
+from bpsrun.files import atomic_file, atomic_write_json, atomic_write_text, cached_npy, stable_hash
 from bpsrun.label.jsonmin import read_labels
 from bpsrun.label.labelstudio import LabelStudioLabeler
 from bpsrun.label.oracle import Oracle, read_truth
-from bpsrun.lock import campaign_lock
+from bpsrun.lock import campaign_lock, shared_lock
 from bpsrun.select.config import round_config, validate
 from bpsrun.select.engine import SelectionInputs, select
 from bpsrun.select.remote import select_with_worker
 
 log = logging.getLogger("bpsrun")
-
-# how a dataset is fetched, not what it is: free to change between runs of one campaign
-TRANSPORT_KEYS = ("endpoint_url", "region", "anonymous", "workers", "retries", "backoff_s", "refresh_meta", "cache_dir")
 
 
 @dataclass
@@ -106,10 +104,11 @@ class Campaign:
         self.publish("data/", "lightly/.lightly/metadata/")
         for r in range(1, target + 1):
             self.run_round(r)
+        reference = self.reference_stage()
         self.publish("lightly/.lightly/predictions/", round_=target)
         if self._tracker is not None:
             self._tracker.close()
-        return self.report(target)
+        return self.report(target, reference)
 
     @property
     def metadata_dir(self) -> Path:
@@ -117,9 +116,8 @@ class Campaign:
 
     def check_identity(self) -> dict[str, Any]:
         """A campaign folder belongs to one dataset, split and seed; refuse to mix in another."""
-        dataset = OmegaConf.to_container(self.cfg.dataset, resolve=True)
         identity = {
-            "dataset": {k: v for k, v in dataset.items() if k not in TRANSPORT_KEYS},
+            "dataset": dataset_identity(self.cfg),
             "split": OmegaConf.to_container(self.cfg.split, resolve=True),
             "seed": self.cfg.seed,
         }
@@ -309,18 +307,33 @@ class Campaign:
         return cached_npy(self.round_dir(r) / "embeddings-classifier.npy", compute)
 
     def ssl_embeddings(self) -> np.ndarray:
-        """Self-supervised embeddings of the training pool, computed once per campaign."""
+        """Self-supervised embeddings of the training pool, computed once per pool, seed and settings.
+
+        They use no labels, so campaigns that differ only in strategy share them: the first computes them into
+        `paths.data/embeddings/` (under a lock, for parallel sweep jobs) and each campaign keeps its own copy.
+        """
         from bpsrun.embed.simclr import embed_simclr
 
         ecfg = self.cfg.embedding
+        params = {k: v for k, v in OmegaConf.to_container(ecfg).items() if k not in ("name", "image_size")}
+        key = {
+            "dataset": dataset_identity(self.cfg),
+            "pool": self.pool.files(self.pool.train),
+            "seed": int(self.cfg.seed),
+            "embedding": OmegaConf.to_container(ecfg, resolve=True),
+        }
+        shared = Path(self.cfg.paths.data) / "embeddings" / f"simclr-{stable_hash(key)}.npy"
 
         def compute() -> np.ndarray:
-            log.info("embedding %d pool images with SimCLR (once per campaign)", len(self.pool.train))
+            log.info("embedding %d pool images with SimCLR (once per pool and seed)", len(self.pool.train))
             stack = np.asarray(self.images(int(ecfg.image_size))[self.pool.train])
-            params = {k: v for k, v in OmegaConf.to_container(ecfg).items() if k not in ("name", "image_size")}
             return embed_simclr(stack, seed=int(self.cfg.seed), accelerator=self.cfg.trainer.accelerator, **params)
 
-        return cached_npy(self.root / "embeddings" / "simclr.npy", compute)
+        def from_shared() -> np.ndarray:
+            with shared_lock(shared.with_suffix(".lock")):
+                return cached_npy(shared, compute)
+
+        return cached_npy(self.root / "embeddings" / "simclr.npy", from_shared)
 
     def images(self, size: int) -> np.ndarray:
         return image_stack(self.pool.rows, size, self.root / "cache" / f"images-{size}.npy")
@@ -337,29 +350,54 @@ class Campaign:
         return np.asarray(stack[val]), y
 
     def train_stage(self, r: int) -> torch.nn.Module:
-        from bpsrun.model.train import evaluate, fit, predict_proba
-
         rd = self.round_dir(r)
         labels = self.labels_until(r)
-        stack = self.images(int(self.cfg.model.image_size))
         index = {row["file"]: i for i, row in enumerate(self.pool.rows)}
         files = sorted(labels, key=index.__getitem__)
-        x = np.asarray(stack[[index[f] for f in files]])
-        y = np.array([self.classes.index(labels[f]) for f in files])
-        x_val, y_val = self.val_data(stack)
-        log.info("round %d: training %s on %d labels, validating on %d", r, self.cfg.model.name, len(y), len(y_val))
-        module, history = fit(
-            self.cfg, x, y, x_val, y_val, seed=int(self.cfg.seed) * 1000 + r, num_classes=len(self.classes)
-        )
-        module = module.cpu()
+        log.info("round %d: training %s on %d labels", r, self.cfg.model.name, len(files))
+        module, scores = self.train_on(files, [labels[f] for f in files], seed=int(self.cfg.seed) * 1000 + r)
         with atomic_file(rd / "model.pt") as tmp:
             torch.save(module.state_dict(), tmp)
-        scores = evaluate(
-            predict_proba(module, x_val, self.cfg.trainer.eval_batch_size, "validating"), y_val, len(self.classes)
-        )
-        metrics = {"round": r, "n_labeled": len(y), **scores, "history": history}
-        atomic_write_json(rd / "metrics.json", metrics)
+        atomic_write_json(rd / "metrics.json", {"round": r, **scores})
         return module
+
+    def train_on(self, files: list[str], labels: list[str], seed: int) -> tuple[torch.nn.Module, dict[str, Any]]:
+        """A fresh model trained on `files`, scored on the validation set: (module on the CPU, metrics)."""
+        from bpsrun.model.train import evaluate, fit, predict_proba
+
+        stack = self.images(int(self.cfg.model.image_size))
+        index = {row["file"]: i for i, row in enumerate(self.pool.rows)}
+        x = np.asarray(stack[[index[f] for f in files]])
+        y = np.array([self.classes.index(label) for label in labels])
+        x_val, y_val = self.val_data(stack)
+        module, history = fit(self.cfg, x, y, x_val, y_val, seed=seed, num_classes=len(self.classes))
+        module = module.cpu()
+        probs = predict_proba(module, x_val, self.cfg.trainer.eval_batch_size, "validating")
+        return module, {"n_labeled": len(y), **evaluate(probs, y_val, len(self.classes)), "history": history}
+
+    def reference_stage(self) -> dict[str, Any] | None:
+        """reference.enabled: full supervision for this dataset, model and seed, trained once and shared."""
+        if not self.cfg.reference.enabled:
+            return None
+        from bpsrun.reference import reference_dir
+
+        out = reference_dir(self.cfg)
+        with shared_lock(out.with_name(f"{out.name}.lock")):  # parallel sweep jobs with the same seed wait here
+            if not (out / "metrics.json").exists():
+                files = self.pool.files(self.pool.train)
+                missing = [f for f in files if f not in self.truth]
+                if missing:
+                    raise BpsrunError(
+                        f"reference.enabled=true trains on every pool image, but {self.truth_csv} has no label for "
+                        f"{len(missing)} of them (e.g. {missing[0]}); add them or set reference.enabled=false"
+                    )
+                log.info("full supervision: training %s on all %d pool images", self.cfg.model.name, len(files))
+                _, scores = self.train_on(files, [self.truth[f] for f in files], seed=int(self.cfg.seed) * 1000)
+                atomic_write_json(out / "metrics.json", scores)
+            metrics = json.loads((out / "metrics.json").read_text())
+            params: dict[str, Any] = OmegaConf.to_container(self.cfg, resolve=True)
+            self.tracker.log_reference(out.name, params, metrics["history"], summary_metrics(metrics))
+        return metrics
 
     def predict_stage(self, r: int, module: torch.nn.Module | None) -> None:
         from bpsrun.model.train import predict_proba
@@ -399,19 +437,28 @@ class Campaign:
         labels = read_labels(rd / "labels.json", self.classes)
         labeled = [f for f in self.read_selected(r) if f in labels]  # labeling.partial=proceed may leave some out
         picks_png(rd / "picks.png", [self.path_of[f] for f in labeled], [labels[f] for f in labeled])
-        summary = {k: metrics[k] for k in ("n_labeled", "val_accuracy", "val_balanced_accuracy", "val_f1")}
+        summary = summary_metrics(metrics)
         params: dict[str, Any] = OmegaConf.to_container(self.cfg, resolve=True)
         params["selection_config"] = json.loads((rd / "selection.json").read_text())
         artifacts = [rd / n for n in ("selected.txt", "labels.json", "metrics.json", "confusion.png", "picks.png")]
         self.tracker.log_round(r, params, metrics["history"], summary, artifacts)
         log.info("round %d: logged to MLflow (%s)", r, self.cfg.tracking.uri)
 
-    def report(self, target: int) -> float:
+    def report(self, target: int, reference: dict[str, Any] | None) -> float:
         lines = ["", f"campaign {self.cfg.campaign}", f"{'round':>5}  {'labeled':>7}  {'val acc':>7}  {'bal acc':>7}"]
         last = 0.0
         for r in range(1, target + 1):
             m = json.loads((self.round_dir(r) / "metrics.json").read_text())
             lines.append(f"{r:>5}  {m['n_labeled']:>7}  {m['val_accuracy']:>7.3f}  {m['val_balanced_accuracy']:>7.3f}")
             last = m["val_accuracy"]
+        if reference is not None:
+            m = reference
+            lines.append(
+                f"{'full':>5}  {m['n_labeled']:>7}  {m['val_accuracy']:>7.3f}  {m['val_balanced_accuracy']:>7.3f}"
+            )
         print("\n".join(lines), flush=True)
         return last
+
+
+def summary_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(metrics[k]) for k in ("n_labeled", "val_accuracy", "val_balanced_accuracy", "val_f1")}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -94,3 +95,8 @@ def cached_npy(path: Path, compute: Callable[[], np.ndarray], mmap: bool = False
         with atomic_file(path) as tmp, open(tmp, "wb") as f:
             np.save(f, array)
     return np.load(path, mmap_mode="r" if mmap else None)
+
+
+def stable_hash(data: Any) -> str:
+    """A short digest of JSON-able `data`, stable across processes and runs (cache keys)."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -36,3 +36,15 @@ def campaign_lock(root: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextmanager
+def shared_lock(path: Path) -> Iterator[None]:
+    """Wait for exclusive use of `path` (a cache entry several parallel campaigns may want to compute)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from bpsrun.data.bps import Subset, parse_meta, select_subset, write_subset
 from bpsrun.data.s3 import S3Location, client, download, fetch_object, list_sizes, s3_errors, safe_path
@@ -14,6 +15,15 @@ from bpsrun.data.synthetic import SyntheticSpec, generate
 from bpsrun.errors import BpsrunError
 
 log = logging.getLogger("bpsrun")
+
+# how a dataset is fetched, not what it is: free to change between runs of one campaign
+TRANSPORT_KEYS = ("endpoint_url", "region", "anonymous", "workers", "retries", "backoff_s", "refresh_meta", "cache_dir")
+
+
+def dataset_identity(cfg: DictConfig) -> dict[str, Any]:
+    """What `cfg.dataset` is, without how it is fetched."""
+    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+    return {k: v for k, v in dataset.items() if k not in TRANSPORT_KEYS}
 
 
 @dataclass(frozen=True)

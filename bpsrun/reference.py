@@ -1,0 +1,31 @@
+"""Full supervision: the campaign's model trained on every training-pool image with its true label.
+
+It is the ceiling a learning curve is read against ("labels needed to reach 95 % of full supervision"). It is
+computed once per dataset, split, model, trainer and seed into its own folder and never feeds a campaign: campaign
+models only ever see the labels of images their strategy selected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from bpsrun.data.sources import dataset_identity
+from bpsrun.files import stable_hash
+
+# settings that change speed, not the trained model
+RUNTIME_KEYS = ("accelerator", "threads", "eval_batch_size")
+
+
+def reference_dir(cfg: DictConfig) -> Path:
+    """`reference.dir/<dataset>-<model>-s<seed>-<digest>`: campaigns that would train the same model share it."""
+    trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
+    key = {
+        "dataset": dataset_identity(cfg),
+        "split": OmegaConf.to_container(cfg.split, resolve=True),
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "trainer": {k: v for k, v in trainer.items() if k not in RUNTIME_KEYS and k != "lightning"},
+        "seed": int(cfg.seed),
+    }
+    return Path(cfg.reference.dir) / f"{cfg.dataset.name}-{cfg.model.name}-s{cfg.seed}-{stable_hash(key)[:8]}"

@@ -1,0 +1,1 @@
+"""Sweep reports: learning curves and summary tables across the campaigns of a Hydra multirun."""
