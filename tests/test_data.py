@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from bpsrun.data.images import load_tensor, read_image
+from bpsrun.data.images import load_array, load_tensor, percentiles, read_image
 from bpsrun.data.manifest import BPS_NAME, SplitSpec, group_key, read_meta, split
 from bpsrun.data.synthetic import SyntheticSpec, generate
 from bpsrun.errors import BpsrunError
@@ -112,3 +112,29 @@ def test_grouped_split_keeps_groups_whole(group_by):
 def test_group_by_needs_bps_names():
     with pytest.raises(BpsrunError, match="split.group_by=well needs BPS file names"):
         split([{"filename": "cell1.png"}], SplitSpec(group_by="well"))
+
+
+def test_histogram_percentiles_equal_numpys():
+    rng = np.random.default_rng(0)
+    for img in (rng.integers(200, 3000, (37, 53), dtype=np.uint16), np.full((4, 4), 7, np.uint8)):
+        q = (0.5, 1.0, 50.0, 99.8)
+        assert np.array_equal(percentiles(img, q), np.percentile(img, q))
+
+
+def test_fused_resize_equals_padding_then_torch_antialiased_interpolation(synth):
+    """The straightforward path: normalise, pad to a square with the background, torch bilinear antialias."""
+    import torch
+    import torch.nn.functional as F
+
+    for row in list(csv.DictReader(open(synth / "meta.csv")))[:10]:
+        img = read_image(synth / "images" / row["filename"])
+        lo, hi = np.percentile(img, (0.5, 99.8))
+        norm = np.clip((img.astype(np.float32) - lo) / max(hi - lo, 1.0), -0.5, 2.0)
+        h, w = norm.shape
+        side = max(h, w)
+        square = np.full((side, side), np.percentile(norm, 1), dtype=np.float32)
+        square[(side - h) // 2 : (side - h) // 2 + h, (side - w) // 2 : (side - w) // 2 + w] = norm
+        for size in (48, 96, 200):  # shrinking and enlarging
+            expected = F.interpolate(torch.from_numpy(square)[None, None], size=(size, size), mode="bilinear",
+                                     antialias=True, align_corners=False)[0, 0].numpy()  # fmt: skip
+            assert np.abs(load_array(img, size) - expected).max() < 1e-4
