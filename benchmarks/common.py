@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import platform
 import re
-import resource
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,22 +37,32 @@ def machine() -> str:
 @dataclass
 class Measured:
     wall_s: float
-    peak_rss_mib: float  # the largest single child process (ru_maxrss of the waited-for children)
+    peak_rss_mib: float  # the largest single process the command started (ru_maxrss of its children)
     stdout: str
 
 
+# a fresh parent per measurement: ru_maxrss of RUSAGE_CHILDREN is a running maximum over a process's children
+WRAPPER = (
+    "import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:]); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(rc)"
+)
+
+
 def run_measured(args: list[str], cwd: Path = REPO, env: dict[str, str] | None = None) -> Measured:
-    """Run a command to completion; wall time and the peak resident memory of its biggest process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run a command to completion: wall time, and the peak resident memory of its biggest process."""
     start = time.perf_counter()
-    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        [sys.executable, "-c", WRAPPER, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if peak <= before:  # ru_maxrss is a running maximum over all children: say so rather than misreport
-        peak = float("nan")
-    return Measured(wall, peak / 1024, proc.stdout)
+    peak_kib = int(proc.stderr.strip().splitlines()[-1])
+    return Measured(wall, peak_kib / 1024, proc.stdout)
 
 
 def record(title: str, body: list[str]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,8 +21,14 @@ TITLE = "Label efficiency: experiment=compare_strategies"
 
 def run_sweep(outputs: Path) -> dict:
     command = [sys.executable, "-m", "bpsrun", "-m", "experiment=compare_strategies", f"paths.outputs={outputs}"]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
     m = run_measured(command)
-    timing = {"command": " ".join(command[1:]), "wall_s": m.wall_s, "peak_rss_mib": m.peak_rss_mib}
+    timing = {
+        "command": " ".join(command[2:]),
+        "commit": commit.strip(),
+        "wall_s": m.wall_s,
+        "peak_rss_mib": m.peak_rss_mib,
+    }
     (outputs / "timing.json").write_text(json.dumps(timing, indent=2))
     return timing
 
@@ -33,6 +40,8 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if args.reuse:
         timing = json.loads((args.outputs / "timing.json").read_text())
+        sweep = sorted((args.outputs / "multirun" / "compare_strategies").iterdir())[-1]
+        subprocess.run([sys.executable, "-m", "bpsrun.report", str(sweep)], cwd=REPO, check=True)  # current code
     else:
         if args.outputs.exists():
             sys.exit(f"{args.outputs} exists: remove it for a cold run, or pass --reuse to record it")
@@ -40,8 +49,9 @@ def main(argv: list[str]) -> None:
     (sweep,) = sorted((args.outputs / "multirun" / "compare_strategies").iterdir())[-1:]
     table = (sweep / "report" / "report.md").read_text().strip()
     body = [
-        f"`python -m bpsrun -m experiment=compare_strategies` (6 strategies x 5 seeds, 4 rounds of 50 labels, "
-        f"2 joblib workers with 1 torch thread each), cold (own data, embeddings and MLflow store): "
+        f"`python -m bpsrun -m experiment=compare_strategies` at commit {timing['commit']} (6 strategies x 5 "
+        f"seeds, 4 rounds of 50 labels, 2 joblib workers with 1 torch thread each), cold (own data, embeddings "
+        f"and MLflow store): "
         f"**{timing['wall_s'] / 60:.1f} min wall**, peak memory of the largest process "
         f"{timing['peak_rss_mib']:.0f} MiB.",
         "",

@@ -2,26 +2,22 @@
 
 DIVERSITY picking 1,000 from 100,000 x 128 embeddings; TYPICALITY (k=20) on the same; the three uncertainty
 scores on 1,000,000 x 2 probabilities. Time (wall) and peak memory (tracemalloc: numpy allocations) for each.
-Prints a Markdown table and appends it to benchmarks/RESULTS.md.
+Prints a Markdown table and records it in benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import math
-import platform
 import time
 import tracemalloc
 from collections.abc import Callable
-from datetime import date
-from pathlib import Path
 
 import numpy as np
+from common import record
 
 from bpsrun.select.greedy import Diversity, greedy_select
 from bpsrun.select.scores import entropy, least_confidence, margin
 from bpsrun.select.strategies import typicality
-
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
 def measure(fn: Callable[[], object]) -> tuple[float, float, object]:
@@ -107,8 +103,6 @@ def main() -> None:
     )
 
     lines = [
-        f"## Selection scaling ({date.today()}, {platform.machine()}, {platform.processor() or 'cpu'}, 2 cores)",
-        "",
         "`python benchmarks/selection_scaling.py`; peak memory is what numpy allocated (tracemalloc).",
         "",
         "| task | ours (s) | ours peak (MiB) | reference | ref (s) | ref peak (MiB) | ratio | check |",
@@ -119,10 +113,7 @@ def main() -> None:
         ref_t = f"{tr:.2f}" if tr == tr else ""
         ref_m = f"{mr:.0f}" if mr == mr else ""
         lines.append(f"| {task} | {t:.3f} | {m:.0f} | {ref_name} | {ref_t} | {ref_m} | {ratio} | {check} |")
-    lines.append("")
-    print("\n".join(lines))
-    with open(RESULTS, "a") as f:
-        f.write("\n".join(lines) + "\n")
+    record("Selection scaling", lines)
 
 
 if __name__ == "__main__":

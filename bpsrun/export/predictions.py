@@ -20,20 +20,21 @@ def write_predictions(folder: Path, task: str, classes: list[str], files: list[s
         task_dir.mkdir()
         categories = [{"id": i, "name": name} for i, name in enumerate(classes)]
         (task_dir / "schema.json").write_text(json.dumps({"task_type": "classification", "categories": categories}))
-        for name, p in tqdm(
-            zip(files, probs.astype(np.float64)),
+        p64 = probs.astype(np.float64)
+        normalized = p64 / p64.sum(axis=1, keepdims=True)
+        made: set[Path] = {task_dir}
+        for name, p, category in tqdm(
+            zip(files, normalized.tolist(), normalized.argmax(axis=1).tolist()),
             total=len(files),
             desc="exporting predictions",
             unit="file",
             leave=False,
         ):
-            probabilities = [float(v) for v in p / p.sum()]
-            record = {
-                "file_name": name,
-                "predictions": [{"category_id": int(np.argmax(p)), "probabilities": probabilities}],
-            }
+            record = {"file_name": name, "predictions": [{"category_id": category, "probabilities": p}]}
             out = task_dir / f"{Path(name).with_suffix('')}.json"
-            out.parent.mkdir(parents=True, exist_ok=True)
+            if out.parent not in made:  # names may hold subfolders
+                out.parent.mkdir(parents=True, exist_ok=True)
+                made.add(out.parent)
             out.write_text(json.dumps(record))
             checkpoint("predictions")
 
