@@ -7,28 +7,26 @@ processes, alternating, best of `--repeats`; then each runs again on the complet
     python -m venv /tmp/awscli && /tmp/awscli/bin/pip install awscli      # its botocore pins clash with ours
     python benchmarks/s3_download.py --aws /tmp/awscli/bin/aws --files 2000
 
-Prints a Markdown table and appends it to benchmarks/RESULTS.md.
+Prints a Markdown table and records it in benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
 import boto3
+from common import record
 
 from bpsrun.data.synthetic import SyntheticSpec, generate
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 BUCKET, PREFIX = "nasa-bps-training-data", "Microscopy/train/"
 
 OURS = """
@@ -138,9 +136,7 @@ def main() -> None:
         server.wait()
     mb = total / 2**20
     lines = [
-        f"## S3 download ({date.today()}, {platform.machine()}, {os.cpu_count()} cores, moto server on 127.0.0.1)",
-        "",
-        f"{args.files} BPS-like TIFFs, {mb:.1f} MiB; full download into an empty folder, best of {args.repeats}; "
+        f"Server: moto on 127.0.0.1. {args.files} BPS-like TIFFs, {mb:.1f} MiB; full download into an empty folder, best of {args.repeats}; "
         f"then a rerun on the complete folder. bpsrun with {args.workers} workers; aws s3 sync with its defaults "
         f"(10 concurrent requests).",
         "",
@@ -153,11 +149,8 @@ def main() -> None:
             f"{resume[name]:.2f} |"
         )
     ratio = best["aws s3 sync"] / best["bpsrun"]
-    lines += ["", f"bpsrun / aws s3 sync throughput ratio: **{ratio:.2f}x**", ""]
-    text = "\n".join(lines)
-    print(text)
-    with open(RESULTS, "a") as f:
-        f.write("\n" + text + "\n")
+    lines += ["", f"bpsrun / aws s3 sync throughput ratio: **{ratio:.2f}x**"]
+    record("S3 download", lines)
 
 
 if __name__ == "__main__":

@@ -56,14 +56,15 @@ def test_sigkill_at_eight_points_then_rerun_matches_an_uninterrupted_run(tmp_pat
 
         out = tmp_path / "crashed"
         root = out / "crash"
+        data = tmp_path / "data"  # its own: SimCLR embeddings in the shared folder would skip the embedding kill
         for point in KILLS:
             env = {**CREDENTIALS, "BPSRUN_KILL_AT": point}
             proc = run_bpsrun(
-                *args, *publish, "export.s3.prefix=crashed/", outputs=out, data=shared_data, env=env, check=False
+                *args, *publish, "export.s3.prefix=crashed/", outputs=out, data=data, env=env, check=False
             )
             assert proc.returncode == -signal.SIGKILL, f"{point}: {proc.returncode}\n{proc.stderr[-2000:]}"
             invariants(root)
-        run_bpsrun(*args, *publish, "export.s3.prefix=crashed/", outputs=out, data=shared_data, env=CREDENTIALS)
+        run_bpsrun(*args, *publish, "export.s3.prefix=crashed/", outputs=out, data=data, env=CREDENTIALS)
         no_temporaries(root)
 
         for r in (1, 2):

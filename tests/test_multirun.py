@@ -17,16 +17,23 @@ def test_multirun_gives_separate_campaigns(tmp_path, shared_data):
     assert picks["synthetic-random-s0"] != picks["synthetic-random-s1"]
 
 
-def test_balanced_hybrid_typiclust_and_bald_presets_run_end_to_end(tmp_path, shared_data):
-    run_bpsrun("-m", "selection=bps_balanced,hybrid,typiclust,bald", "round=2", outputs=tmp_path, data=shared_data)
+def test_balanced_hybrid_typiclust_and_bald_presets_run_end_to_end(tmp_path):
+    # own data folder: the shared one may already hold these embeddings from another test
+    run_bpsrun("-m", "selection=bps_balanced,hybrid,typiclust,bald", "round=2", outputs=tmp_path, data=tmp_path / "d")
     mc = np.load(tmp_path / "synthetic-bald-s0" / "round_1" / "mc_probs.npy")
     assert mc.shape[0] == 10 and mc.shape[2] == 2 and not np.allclose(mc[0], mc[1])
-    for name in ("bps_balanced", "hybrid", "typiclust", "bald"):
+    names = ("bps_balanced", "hybrid", "typiclust", "bald")
+    for name in names:
         assert len((tmp_path / f"synthetic-{name}-s0" / "round_2" / "selected.txt").read_text().splitlines()) == 8
     manifest = (tmp_path / "synthetic-bps_balanced-s0" / "manifest.csv").read_text().splitlines()
     particle = {line.split(",")[0]: line.split(",")[4] for line in manifest[1:]}
     picks = (tmp_path / "synthetic-bps_balanced-s0" / "round_1" / "selected.txt").read_text().split()
     assert sorted(particle[f] for f in picks) == ["Fe"] * 4 + ["X-ray"] * 4
+    # four strategies, one pool and seed: SimCLR trained once, every campaign holds the same embeddings
+    logs = "".join(p.read_text() for p in (tmp_path / "multirun").rglob("__main__.log"))
+    assert logs.count("with SimCLR (once per pool and seed)") == 1
+    embeddings = {(tmp_path / f"synthetic-{n}-s0" / "embeddings" / "simclr.npy").read_bytes() for n in names}
+    assert len(embeddings) == 1
 
 
 def test_folder_dataset_with_png_and_tiff(tmp_path, shared_data):
