@@ -19,7 +19,7 @@ import torch
 from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
-from bpsrun.data.manifest import SplitSpec
+from bpsrun.data.manifest import SplitSpec, read_meta
 from bpsrun.data.prepare import image_stack, prepare
 from bpsrun.data.sources import dataset_identity
 from bpsrun.errors import BpsrunError
@@ -98,6 +98,14 @@ class Campaign:
             if not (self.round_dir(r) / "selected.txt").exists()
         }
         split = SplitSpec(**OmegaConf.to_container(self.cfg.split, resolve=True))
+        if self.cfg.reference.enabled:  # before any write: full supervision needs every image's label
+            missing = [r["filename"] for r in read_meta(files.meta_csv)[1] if r["filename"] not in self.truth]
+            if missing:
+                raise BpsrunError(
+                    f"reference.enabled=true trains on every pool image, but {self.truth_csv} has no label for "
+                    f"{len(missing)} images of {files.meta_csv} (e.g. {missing[0]}); add them or set "
+                    f"reference.enabled=false"
+                )
         self.pool = Pool(prepare(files, split, self.root / "manifest.csv", self.metadata_dir))
         if not (self.root / "campaign.json").exists():
             atomic_write_json(self.root / "campaign.json", identity)
@@ -385,12 +393,6 @@ class Campaign:
         with shared_lock(out.with_name(f"{out.name}.lock")):  # parallel sweep jobs with the same seed wait here
             if not (out / "metrics.json").exists():
                 files = self.pool.files(self.pool.train)
-                missing = [f for f in files if f not in self.truth]
-                if missing:
-                    raise BpsrunError(
-                        f"reference.enabled=true trains on every pool image, but {self.truth_csv} has no label for "
-                        f"{len(missing)} of them (e.g. {missing[0]}); add them or set reference.enabled=false"
-                    )
                 log.info("full supervision: training %s on all %d pool images", self.cfg.model.name, len(files))
                 _, scores = self.train_on(files, [self.truth[f] for f in files], seed=int(self.cfg.seed) * 1000)
                 atomic_write_json(out / "metrics.json", scores)

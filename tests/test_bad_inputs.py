@@ -246,3 +246,14 @@ def test_bad_step_on_an_existing_campaign(case, campaign, shared_data, tmp_path)
         check_refused(proc, *needles)
     assert {name: snapshot(out / name) for name in before} == before
     assert not (out / "scores-first" / "manifest.csv").exists()
+
+
+def test_full_supervision_with_an_incomplete_truth_file_is_refused_before_any_write(folder_source, tmp_path):
+    truth = tmp_path / "truth.csv"
+    lines = (folder_source.parent / "truth.csv").read_text().splitlines()
+    truth.write_text("\n".join(lines[:5] + lines[6:]) + "\n")  # one image without a label
+    out = tmp_path / "out"
+    args = ("dataset=folder", f"dataset.path={folder_source}", f"dataset.truth_csv={truth}", "reference.enabled=true")
+    proc = run_bpsrun(*args, outputs=out, check=False)
+    check_refused(proc, f"{truth} has no label for 1 images", lines[5].split(",")[0], "reference.enabled=false")
+    assert snapshot(out / "folder-active-s0") == {}
