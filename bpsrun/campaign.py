@@ -106,7 +106,7 @@ class Campaign:
                     f"{len(missing)} images of {files.meta_csv} (e.g. {missing[0]}); add them or set "
                     f"reference.enabled=false"
                 )
-        self.pool = Pool(prepare(files, split, self.root / "manifest.csv", self.metadata_dir))
+        self.pool = Pool(prepare(files, split, self.root / "manifest.csv", self.metadata_dir, self.truth))
         if not (self.root / "campaign.json").exists():
             atomic_write_json(self.root / "campaign.json", identity)
         self.publish("data/", "lightly/.lightly/metadata/")

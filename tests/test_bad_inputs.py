@@ -257,3 +257,13 @@ def test_full_supervision_with_an_incomplete_truth_file_is_refused_before_any_wr
     proc = run_bpsrun(*args, outputs=out, check=False)
     check_refused(proc, f"{truth} has no label for 1 images", lines[5].split(",")[0], "reference.enabled=false")
     assert snapshot(out / "folder-active-s0") == {}
+
+
+def test_a_truth_file_without_the_validation_images_is_refused_before_any_write(folder_source, tmp_path):
+    truth = tmp_path / "truth.csv"
+    truth.write_text("\n".join((folder_source.parent / "truth.csv").read_text().splitlines()[:3]) + "\n")
+    out = tmp_path / "out"
+    args = ("dataset=folder", f"dataset.path={folder_source}", f"dataset.truth_csv={truth}", "labeling=labelstudio")
+    proc = run_bpsrun(*args, outputs=out, check=False)
+    check_refused(proc, f"{truth}: no label for", "validation images", "add their rows")
+    assert snapshot(out / "folder-active-s0") == {}

@@ -16,8 +16,11 @@ from bpsrun.faults import checkpoint
 from bpsrun.files import cached_npy
 
 
-def prepare(files: DatasetFiles, spec: SplitSpec, manifest: Path, metadata_dir: Path) -> list[dict[str, str]]:
-    """Write manifest.csv and Lightly metadata once; later calls read them back."""
+def prepare(
+    files: DatasetFiles, spec: SplitSpec, manifest: Path, metadata_dir: Path, truth: dict[str, str]
+) -> list[dict[str, str]]:
+    """Write manifest.csv and Lightly metadata once; later calls read them back. `truth` must cover the
+    validation images (accuracy is measured on them), which is checked before anything is written."""
     if not manifest.exists():
         header, rows = read_meta(files.meta_csv)
         missing = [r["filename"] for r in rows if not (files.image_dir / r["filename"]).is_file()]
@@ -29,6 +32,12 @@ def prepare(files: DatasetFiles, spec: SplitSpec, manifest: Path, metadata_dir: 
         check_strata(rows, spec.stratify_by, files.meta_csv)
         check_images([files.image_dir / r["filename"] for r in rows])
         splits = split(rows, spec)
+        unlabeled = [r["filename"] for r, part in zip(rows, splits) if part == "val" and r["filename"] not in truth]
+        if unlabeled:
+            raise BpsrunError(
+                f"{files.truth_csv}: no label for {len(unlabeled)} validation images (first: {unlabeled[0]}); "
+                f"validation accuracy needs them all: add their rows"
+            )
         write_manifest(manifest, header, rows, splits, files.image_dir)
         checkpoint("prepare")
     rows = read_manifest(manifest)
