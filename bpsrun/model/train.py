@@ -37,9 +37,9 @@ class History(pl.Callback):
         self.record(trainer)
 
 
-def build_module(model_cfg: DictConfig, num_classes: int) -> NucleusClassifier:
+def build_module(model_cfg: DictConfig, num_classes: int, lr_schedule: str = "constant") -> NucleusClassifier:
     net = instantiate(model_cfg.net, num_classes=num_classes)
-    return NucleusClassifier(net, instantiate(model_cfg.optimizer), num_classes=num_classes)
+    return NucleusClassifier(net, instantiate(model_cfg.optimizer), num_classes=num_classes, lr_schedule=lr_schedule)
 
 
 def loader(x: np.ndarray, y: np.ndarray | None, batch_size: int, min_samples: int = 0) -> DataLoader:
@@ -61,7 +61,7 @@ def fit(
 ) -> tuple[NucleusClassifier, list[dict[str, float]]]:
     """A freshly initialised model trained on (x, y), validated on (x_val, y_val) every epoch."""
     pl.seed_everything(seed, workers=True, verbose=False)
-    module = build_module(cfg.model, num_classes)
+    module = build_module(cfg.model, num_classes, cfg.trainer.lr_schedule)
     history = History()
     trainer: pl.Trainer = instantiate(cfg.trainer.lightning, callbacks=[history])
     trainer.fit(
