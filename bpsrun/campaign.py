@@ -160,6 +160,11 @@ class Campaign:
         """Manifest file name -> image path."""
         return {r["file"]: Path(r["path"]) for r in self.pool.rows}
 
+    @cached_property
+    def row_index(self) -> dict[str, int]:
+        """Manifest file name -> row (the image stacks' order)."""
+        return {row["file"]: i for i, row in enumerate(self.pool.rows)}
+
     def image_path(self, file: str) -> Path:
         return self.path_of[file]
 
@@ -360,8 +365,7 @@ class Campaign:
     def train_stage(self, r: int) -> torch.nn.Module:
         rd = self.round_dir(r)
         labels = self.labels_until(r)
-        index = {row["file"]: i for i, row in enumerate(self.pool.rows)}
-        files = sorted(labels, key=index.__getitem__)
+        files = sorted(labels, key=self.row_index.__getitem__)
         log.info("round %d: training %s on %d labels", r, self.cfg.model.name, len(files))
         module, scores = self.train_on(files, [labels[f] for f in files], seed=int(self.cfg.seed) * 1000 + r)
         with atomic_file(rd / "model.pt") as tmp:
@@ -374,8 +378,7 @@ class Campaign:
         from bpsrun.model.train import evaluate, fit, predict_proba
 
         stack = self.images(int(self.cfg.model.image_size))
-        index = {row["file"]: i for i, row in enumerate(self.pool.rows)}
-        x = np.asarray(stack[[index[f] for f in files]])
+        x = np.asarray(stack[[self.row_index[f] for f in files]])
         y = np.array([self.classes.index(label) for label in labels])
         x_val, y_val = self.val_data(stack)
         module, history = fit(self.cfg, x, y, x_val, y_val, seed=seed, num_classes=len(self.classes))
