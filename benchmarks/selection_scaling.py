@@ -15,9 +15,9 @@ from collections.abc import Callable
 import numpy as np
 from common import record
 
-from bpsrun.select.greedy import Diversity, greedy_select
-from bpsrun.select.scores import entropy, least_confidence, margin
-from bpsrun.select.strategies import typicality
+from bpsrun.selection.greedy import Diversity, greedy_select
+from bpsrun.selection.scores import entropy, least_confidence, margin
+from bpsrun.selection.strategies import typicality
 
 
 def measure(fn: Callable[[], object]) -> tuple[float, float, object]:

@@ -11,11 +11,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from bpsrun.data.sources import dataset_identity
+from bpsrun.data.manifest import read_meta
+from bpsrun.data.sources import DatasetFiles, dataset_identity
+from bpsrun.errors import BpsrunError
 from bpsrun.files import stable_hash
 
 # settings that change speed, not the trained model
-RUNTIME_KEYS = ("accelerator", "threads", "eval_batch_size")
+RUNTIME_KEYS = ("accelerator", "devices", "threads", "eval_batch_size")
 
 
 def reference_dir(cfg: DictConfig) -> Path:
@@ -29,3 +31,13 @@ def reference_dir(cfg: DictConfig) -> Path:
         "seed": int(cfg.seed),
     }
     return Path(cfg.reference.dir) / f"{cfg.dataset.name}-{cfg.model.name}-s{cfg.seed}-{stable_hash(key)[:8]}"
+
+
+def check_truth(files: DatasetFiles, truth: dict[str, str]) -> None:
+    """Full supervision needs every image's label: checked before the campaign writes anything."""
+    missing = [r["filename"] for r in read_meta(files.meta_csv)[1] if r["filename"] not in truth]
+    if missing:
+        raise BpsrunError(
+            f"reference.enabled=true trains on every pool image, but {files.truth_csv} has no label for "
+            f"{len(missing)} images of {files.meta_csv} (e.g. {missing[0]}); add them or set reference.enabled=false"
+        )

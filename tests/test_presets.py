@@ -6,7 +6,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from bpsrun.select.config import round_config, validate
+from bpsrun.selection.config import round_config, validate
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 PRESETS = sorted(p.stem for p in (CONF / "selection").glob("*.yaml"))

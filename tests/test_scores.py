@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from bpsrun.select.scores import bald, entropy, least_confidence, margin
+from bpsrun.selection.scores import bald, entropy, least_confidence, margin
 
 P2 = np.array([[0.5, 0.5], [0.9, 0.1], [1.0, 0.0], [0.2, 0.8]])
 P3 = np.array([[1 / 3, 1 / 3, 1 / 3], [0.7, 0.2, 0.1], [0.0, 0.0, 1.0], [0.5, 0.5, 0.0]])

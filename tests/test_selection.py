@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from bpsrun.errors import BpsrunError
-from bpsrun.select.config import round_config, validate
-from bpsrun.select.engine import SelectionInputs, random_values, select
-from bpsrun.select.greedy import Diversity, greedy_select
+from bpsrun.selection.config import round_config, validate
+from bpsrun.selection.engine import SelectionInputs, random_values, select
+from bpsrun.selection.greedy import Diversity, greedy_select
 
 # Unit vectors at angles 0, 10, 90, 180, 270 degrees (the 10-degree one is a near-duplicate of the first).
 C10, S10 = np.cos(np.deg2rad(10)), np.sin(np.deg2rad(10))

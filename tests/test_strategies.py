@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from bpsrun.errors import BpsrunError
-from bpsrun.select.config import validate
-from bpsrun.select.engine import SelectionInputs, select
-from bpsrun.select.strategies import balance_targets, typicality
+from bpsrun.selection.config import validate
+from bpsrun.selection.engine import SelectionInputs, select
+from bpsrun.selection.strategies import balance_targets, typicality
 
 TASK = "bps-classification"
 

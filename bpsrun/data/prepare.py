@@ -47,6 +47,15 @@ def prepare(
     return rows
 
 
+def require_truth(files: DatasetFiles, labeling: str) -> None:
+    """Validation accuracy needs labels of the validation images, whoever labels the picks."""
+    if files.truth_csv is None:
+        raise BpsrunError(
+            f"labeling={labeling} needs ground truth for validation; set dataset.truth_csv=FILE (filename,label; "
+            f"with labelstudio, rows for the validation images suffice)"
+        )
+
+
 def check_strata(rows: list[dict[str, str]], column: str | None, source: Path) -> None:
     """The split needs a stratum for every image: no empty or NaN values in `split.stratify_by`."""
     if not column:

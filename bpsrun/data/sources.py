@@ -1,11 +1,15 @@
-"""Where a dataset's images, meta.csv and (optional) ground truth come from. `dataset.loader` names one of these."""
+"""Where a dataset's images, meta.csv and (optional) ground truth come from.
+
+A dataset source is a callable returning `DatasetFiles`; `conf/dataset/<name>.yaml` names one by `_target_`
+(with `_partial_: true`), so a new source is a new function and a new YAML.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -16,13 +20,20 @@ from bpsrun.errors import BpsrunError
 
 log = logging.getLogger("bpsrun")
 
-# how a dataset is fetched, not what it is: free to change between runs of one campaign
-TRANSPORT_KEYS = ("endpoint_url", "region", "anonymous", "workers", "retries", "backoff_s", "refresh_meta", "cache_dir")
+# how a dataset is fetched, not what it is: free to change between runs of one campaign. `_target_` (and the
+# `loader` key it replaced) name the code that fetches it.
+TRANSPORT_KEYS = (
+    "endpoint_url", "region", "anonymous", "workers", "retries", "backoff_s", "refresh_meta", "cache_dir",
+    "_target_", "_partial_", "loader",
+)  # fmt: skip
 
 
 def dataset_identity(cfg: DictConfig) -> dict[str, Any]:
     """What `cfg.dataset` is, without how it is fetched."""
-    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+    return identity_of(OmegaConf.to_container(cfg.dataset, resolve=True))
+
+
+def identity_of(dataset: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in dataset.items() if k not in TRANSPORT_KEYS}
 
 
@@ -33,29 +44,35 @@ class DatasetFiles:
     truth_csv: Path | None
 
 
-def synthetic(cfg: DictConfig) -> DatasetFiles:
-    spec = SyntheticSpec(num_images=int(cfg.num_images), seed=int(cfg.seed))
-    root = generate(spec, Path(cfg.cache_dir) / f"synthetic-n{spec.num_images}-s{spec.seed}")
+class DatasetSource(Protocol):
+    def __call__(self) -> DatasetFiles: ...
+
+
+def synthetic(*, num_images: int, seed: int, cache_dir: str) -> DatasetFiles:
+    spec = SyntheticSpec(num_images=int(num_images), seed=int(seed))
+    root = generate(spec, Path(cache_dir) / f"synthetic-n{spec.num_images}-s{spec.seed}")
     return DatasetFiles(root / "images", root / "meta.csv", root / "truth.csv")
 
 
-def folder(cfg: DictConfig) -> DatasetFiles:
-    if not cfg.path:
+def folder(*, path: str | None, truth_csv: str | None = None) -> DatasetFiles:
+    if not path:
         raise BpsrunError("dataset=folder needs dataset.path=DIR (a folder with images and meta.csv)")
-    root = Path(cfg.path)
+    root = Path(path)
     if not root.is_dir():
         raise BpsrunError(f"dataset.path={root}: not a folder; point it at the folder holding meta.csv and the images")
-    truth = Path(cfg.truth_csv) if cfg.truth_csv else None
+    truth = Path(truth_csv) if truth_csv else None
     if truth is not None and not truth.is_file():
         raise BpsrunError(f"dataset.truth_csv={truth}: file not found; give a CSV with columns filename,label")
     return DatasetFiles(root, root / "meta.csv", truth)
 
 
-def bps(cfg: DictConfig) -> DatasetFiles:
+def bps(**settings: Any) -> DatasetFiles:
     """The BPS bucket: meta.csv and the subset's TIFFs mirrored into `cache_dir/<bucket>/<prefix>/`.
 
-    A finished subset (its truth.csv exists) needs no network; `refresh_meta=true` re-reads meta.csv.
+    A finished subset (its truth.csv exists) needs no network; `refresh_meta=true` re-reads meta.csv. The
+    settings are conf/dataset/bps.yaml's keys.
     """
+    cfg = OmegaConf.create(settings)
     loc = S3Location(cfg.bucket, cfg.prefix, cfg.region, cfg.endpoint_url, bool(cfg.anonymous))
     mirror = Path(cfg.cache_dir) / loc.bucket / loc.prefix.strip("/")
     meta_path = mirror / "meta.csv"

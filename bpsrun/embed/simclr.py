@@ -6,6 +6,8 @@ crops, flips, 90-degree rotations, intensity scaling and Gaussian noise. No labe
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytorch_lightning as pl
 import torch
@@ -15,9 +17,15 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision.transforms import v2
 
+from bpsrun.embed.base import EmbedContext
 from bpsrun.faults import checkpoint
+from bpsrun.files import cached_npy, stable_hash
+from bpsrun.lock import shared_lock
 from bpsrun.model.module import flip_rotate
 from bpsrun.model.networks import SmallConvNet
+from bpsrun.model.trainers import Trainers
+
+log = logging.getLogger("bpsrun")
 
 
 def make_view_transform(size: int) -> nn.Module:
@@ -50,12 +58,16 @@ class SimCLR(pl.LightningModule):
         self.log("ssl/loss", loss, on_epoch=True, on_step=False, prog_bar=True)
         return loss
 
+    def predict_step(self, batch: tuple[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self.backbone(batch[0]).cpu()
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=1e-4)
 
 
 def embed_simclr(
     images: np.ndarray,
+    trainers: Trainers,
     *,
     seed: int,
     epochs: int = 30,
@@ -64,7 +76,6 @@ def embed_simclr(
     dim: int = 64,
     temperature: float = 0.5,
     lr: float = 2e-3,
-    accelerator: str = "cpu",
 ) -> np.ndarray:
     """Train SimCLR on `images` (N, 1, S, S) and return backbone features (N, 4 * width), float32."""
     pl.seed_everything(seed, workers=True, verbose=False)
@@ -73,17 +84,33 @@ def embed_simclr(
     loader = DataLoader(
         TensorDataset(x), batch_size=min(batch_size, len(x)), shuffle=True, drop_last=len(x) > batch_size
     )
-    trainer = pl.Trainer(
-        max_epochs=epochs,
-        accelerator=accelerator,
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        deterministic=True,
-    )
-    trainer.fit(model, loader)
-    model.eval()
-    with torch.no_grad():
-        feats = [model.backbone(xb.to(model.device)).cpu() for xb in torch.split(x, 512)]
+    trainers.trainer(max_epochs=epochs).fit(model, loader)
+    feats = trainers.trainer().predict(model, DataLoader(TensorDataset(x), batch_size=512))
     return torch.cat(feats).numpy().astype(np.float32)
+
+
+class SimCLREmbedding:
+    """embedding=simclr: computed once per pool, seed and settings, shared by campaigns.
+
+    The embedding uses no labels, so campaigns that differ only in strategy share it: the first computes it into
+    `paths.data/embeddings/` (under a lock, for parallel sweep jobs) and each campaign keeps its own copy.
+    """
+
+    def __init__(self, context: EmbedContext, image_size: int, **settings: float):
+        self.context, self.image_size, self.settings = context, int(image_size), settings
+
+    def embed(self, round_: int) -> np.ndarray:
+        ctx = self.context
+        key = {**ctx.cache_key(), "embedding": {"image_size": self.image_size, **self.settings}}
+        shared = ctx.shared_dir / f"simclr-{stable_hash(key)}.npy"
+
+        def compute() -> np.ndarray:
+            stack = ctx.pool_images(self.image_size)
+            log.info("embedding %d pool images with SimCLR (once per pool and seed)", len(stack))
+            return embed_simclr(stack, ctx.trainers, seed=ctx.seed, **self.settings)
+
+        def from_shared() -> np.ndarray:
+            with shared_lock(shared.with_suffix(".lock")):
+                return cached_npy(shared, compute)
+
+        return cached_npy(ctx.layout.ssl_embeddings, from_shared)

@@ -12,8 +12,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
+from omegaconf import DictConfig
+
 from bpsrun.data.images import png_bytes
-from bpsrun.data.s3 import S3Location
+from bpsrun.data.s3 import S3Location, client, s3_errors
+from bpsrun.errors import BpsrunError
 from bpsrun.faults import checkpoint
 
 log = logging.getLogger("bpsrun")
@@ -75,3 +78,19 @@ def lightly_objects(root: Path, images: str) -> dict[str, Body]:
     read = Path.read_bytes if images == "tiff" else json_for_renders
     dot = root / ".lightly"
     return {f"lightly/.lightly/{p.relative_to(dot).as_posix()}": (lambda p=p: read(p)) for p in dot.rglob("*.json")}
+
+
+def publish_campaign(
+    spec: DictConfig, pool_images: dict[str, Path], lightly_root: Path, parts: tuple[str, ...]
+) -> None:
+    """export.s3: `data/` (the pool's images) and/or Lightly folders under `lightly_root`, as a Lightly datasource."""
+    if spec.images not in ("tiff", "png"):
+        raise BpsrunError(f"export.s3.images={spec.images!r}: use tiff (the originals) or png (8-bit renders)")
+    loc = S3Location(spec.bucket, spec.prefix or "", spec.region, spec.endpoint_url, anonymous=False)
+    s3 = client(loc, int(spec.workers))
+    for part in parts:
+        objects = (
+            image_objects(pool_images, spec.images) if part == "data/" else lightly_objects(lightly_root, spec.images)
+        )
+        with s3_errors(loc, "export.s3"):
+            publish(s3, loc, objects, part, int(spec.workers))

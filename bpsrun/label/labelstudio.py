@@ -14,18 +14,18 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
-from omegaconf import DictConfig
 
 from bpsrun.data.images import png_bytes
 from bpsrun.errors import AwaitingLabels, BpsrunError
 from bpsrun.files import atomic_dir
+from bpsrun.label.base import LabelContext
 from bpsrun.label.exports import Annotation, flatten, newest_per_file, parse, read_export
 from bpsrun.label.jsonmin import CHOICE_KEY, record
 from bpsrun.label.studio_api import LabelStudio
@@ -51,38 +51,43 @@ def preannotation(probs: np.ndarray, classes: list[str], r: int) -> dict[str, An
     return {"model_version": f"bpsrun-round-{r - 1}", "score": float(probs[best]), "result": result}
 
 
+@dataclass(frozen=True)
+class StudioSettings:
+    """conf/labeling/labelstudio.yaml's keys (documented there)."""
+
+    url: str | None
+    document_root: str
+    wait: bool
+    poll_s: float
+    timeout_s: float | None
+    preannotate: bool
+    partial: str
+
+
 class LabelStudioLabeler:
-    def __init__(
-        self,
-        cfg: DictConfig,
-        campaign: str,
-        classes: list[str],
-        image_path: Callable[[str], Path],
-        round_dir: Callable[[int], Path],
-        predictions: Callable[[int, list[str]], np.ndarray | None],
-    ):
-        self.cfg = cfg
-        self.campaign = campaign
-        self.classes = classes
-        self.image_path = image_path  # pool file -> image path
-        self.round_dir = round_dir
-        self.predictions = predictions  # (round, files) -> the previous round's probabilities, or None
-        self.document_root = Path(cfg.document_root).resolve()
-        if cfg.partial not in ("wait", "proceed"):
-            raise BpsrunError(f"labeling.partial={cfg.partial!r}: use wait or proceed")
+    def __init__(self, context: LabelContext, **settings: Any):
+        self.cfg = StudioSettings(**settings)
+        self.campaign = context.campaign
+        self.classes = context.classes
+        self.image_path = context.image_path
+        self.layout = context.layout
+        self.predictions = context.previous_probs
+        self.document_root = Path(self.cfg.document_root).resolve()
+        if self.cfg.partial not in ("wait", "proceed"):
+            raise BpsrunError(f"labeling.partial={self.cfg.partial!r}: use wait or proceed")
         self.client = None
-        if cfg.url:
+        if self.cfg.url:
             token = os.environ.get(TOKEN_ENV)
             if not token:
                 raise BpsrunError(
                     f"labeling.url is set but {TOKEN_ENV} is empty; export your Label Studio access token"
                 )
-            self.client = LabelStudio(cfg.url, token)
+            self.client = LabelStudio(self.cfg.url, token)
 
     # -- the round's package -----------------------------------------------------------------------------
 
     def folder(self, r: int) -> Path:
-        return self.round_dir(r) / "labelstudio"
+        return self.layout.labelstudio(r)
 
     def url_of(self, path: Path) -> str:
         try:

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bpsrun.errors import BpsrunError
+from bpsrun.label.base import LabelContext
 from bpsrun.label.jsonmin import record
 
 
@@ -30,9 +31,11 @@ def read_truth(path: Path, classes: list[str]) -> dict[str, str]:
 class Oracle:
     """Labels files from ground truth, as JSON-MIN records shaped like a Label Studio export."""
 
-    def __init__(self, truth_csv: Path, classes: list[str]):
-        self.truth_csv = Path(truth_csv)
-        self.classes = classes
+    def __init__(self, context: LabelContext):
+        if context.truth_csv is None:
+            raise BpsrunError("labeling=oracle needs ground truth; set dataset.truth_csv=FILE (filename,label)")
+        self.truth_csv = Path(context.truth_csv)
+        self.classes = context.classes
         self._truth: dict[str, str] | None = None
 
     @property

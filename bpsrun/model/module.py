@@ -1,4 +1,5 @@
-"""The LightningModule: cross-entropy training with flips and 90-degree rotations, validation metrics."""
+"""The LightningModule: cross-entropy training with flips and 90-degree rotations, torchmetrics validation,
+softmax prediction (optionally with dropout active, for Monte-Carlo dropout)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,11 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
-from bpsrun.errors import BpsrunError
 from bpsrun.faults import checkpoint
-
-LR_SCHEDULES = ("cosine", "constant")
+from bpsrun.model.schedules import Constant, Schedule
 
 
 def flip_rotate(x: torch.Tensor) -> torch.Tensor:
@@ -30,18 +30,23 @@ class NucleusClassifier(pl.LightningModule):
         net: nn.Module,
         optimizer: Callable[..., torch.optim.Optimizer],
         num_classes: int = 2,
-        lr_schedule: str = "constant",
+        lr_schedule: Schedule | None = None,
     ):
         super().__init__()
-        if lr_schedule not in LR_SCHEDULES:
-            raise BpsrunError(f"trainer.lr_schedule={lr_schedule!r}: use one of {LR_SCHEDULES}")
         self.net = net
         self.optimizer_factory = optimizer
-        self.lr_schedule = lr_schedule
+        self.lr_schedule = lr_schedule or Constant()
         self.criterion = nn.CrossEntropyLoss()
-        self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
-        self.val_bacc = MulticlassAccuracy(num_classes=num_classes, average="macro")
-        self.val_f1 = MulticlassF1Score(num_classes=num_classes, average="macro")
+        self.val_metrics = MetricCollection(
+            {
+                "acc": MulticlassAccuracy(num_classes=num_classes, average="micro"),
+                "balanced_acc": MulticlassAccuracy(num_classes=num_classes, average="macro"),
+                "f1": MulticlassF1Score(num_classes=num_classes, average="macro"),
+            },
+            prefix="val/",
+        )
+        self.confusion = MulticlassConfusionMatrix(num_classes=num_classes)
+        self.predict_mode = "proba"  # proba | mc_dropout (proba with dropout active) | features (penultimate layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -58,26 +63,32 @@ class NucleusClassifier(pl.LightningModule):
         logits = self(x)
         self.log("val/loss", self.criterion(logits, y), on_epoch=True, batch_size=len(y))
         preds = logits.argmax(dim=1)
-        for metric in (self.val_acc, self.val_bacc, self.val_f1):
-            metric.update(preds, y)
+        self.val_metrics.update(preds, y)
+        self.confusion.update(preds, y)
+
+    def on_validation_epoch_start(self) -> None:
+        self.confusion.reset()
 
     def on_validation_epoch_end(self) -> None:
-        self.log("val/acc", self.val_acc.compute(), prog_bar=True)
-        self.log("val/balanced_acc", self.val_bacc.compute())
-        self.log("val/f1", self.val_f1.compute())
-        for metric in (self.val_acc, self.val_bacc, self.val_f1):
-            metric.reset()
+        values = self.val_metrics.compute()
+        self.log("val/acc", values.pop("val/acc"), prog_bar=True)
+        self.log_dict(values)
+        self.val_metrics.reset()
+
+    def on_predict_model_eval(self) -> None:
+        """Eval mode (batch-norm running statistics); Monte-Carlo dropout keeps dropout active."""
+        self.eval()
+        if self.predict_mode == "mc_dropout":
+            for m in self.modules():
+                if isinstance(m, nn.Dropout) and m.p > 0:
+                    m.train()
 
     def predict_step(self, batch: torch.Tensor | tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return torch.softmax(self(x), dim=1)
+        if self.predict_mode == "features":
+            return self.net.embed(x).cpu()
+        return torch.softmax(self(x), dim=1).cpu()
 
-    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
+    def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.parameters())
-        if self.lr_schedule == "constant":
-            return optimizer
-        # cosine to zero over every optimiser step: the last epochs settle instead of ending wherever a
-        # constant-rate step happened to land (final accuracy then swings by 20 points between runs)
-        steps = max(int(self.trainer.estimated_stepping_batches), 1)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return self.lr_schedule(optimizer, int(self.trainer.estimated_stepping_batches))

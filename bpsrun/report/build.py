@@ -1,9 +1,4 @@
-"""A sweep folder -> its report: read every job's campaign, summarise, write files, log to MLflow.
-
-A sweep folder is what Hydra's multirun wrote: one subfolder per job holding `.hydra/config.yaml` (the job's
-config) and `.hydra/hydra.yaml` (the folder it ran from). Relative paths in a job's config are relative to that
-folder, so the report can be rebuilt from anywhere.
-"""
+"""A sweep folder -> its report: read every job's campaign, summarise, write files, log to MLflow."""
 
 from __future__ import annotations
 
@@ -12,53 +7,19 @@ import io
 import json
 import logging
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 
 from bpsrun.errors import BpsrunError
 from bpsrun.files import atomic_file, atomic_write_text
 from bpsrun.reference import reference_dir
 from bpsrun.report.curves import Curve, StrategySummary, mean_sd, summarize
+from bpsrun.report.jobs import Job, read_jobs
 
 log = logging.getLogger("bpsrun")
 
 FRACTION = 0.95  # "labels needed to reach 95 % of full supervision"
-
-
-@dataclass
-class Job:
-    cfg: DictConfig
-    cwd: Path  # where the job ran: relative paths in cfg start here
-
-    def path(self, value: str) -> Path:
-        p = Path(value)
-        return p if p.is_absolute() else self.cwd / p
-
-    @property
-    def root(self) -> Path:
-        return self.path(self.cfg.paths.outputs) / self.cfg.campaign
-
-    @property
-    def tracking_uri(self) -> str:
-        uri = str(self.cfg.tracking.uri)
-        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-            return f"sqlite:///{self.path(uri.removeprefix('sqlite:///'))}"
-        return uri
-
-
-def read_jobs(sweep_dir: Path) -> list[Job]:
-    if not sweep_dir.is_dir():
-        raise BpsrunError(f"{sweep_dir}: no such sweep folder; give the folder a multirun wrote (outputs/multirun/...)")
-    jobs = []
-    for config in sorted(sweep_dir.glob("*/.hydra/config.yaml")):
-        hydra_yaml = OmegaConf.load(config.with_name("hydra.yaml"))
-        jobs.append(Job(OmegaConf.load(config), Path(hydra_yaml.hydra.runtime.cwd)))
-    if not jobs:
-        raise BpsrunError(f"{sweep_dir}: holds no Hydra jobs (*/.hydra/config.yaml); is it a multirun folder?")
-    return jobs
 
 
 def read_curve(job: Job) -> Curve | None:
@@ -144,7 +105,7 @@ def curves_csv(curves: list[Curve]) -> str:
 
 def build_report(sweep_dir: Path, log_to_mlflow: bool = True) -> str:
     """Write `<sweep>/report/` (PNG, two CSVs, report.md), log it to MLflow, print and return the table."""
-    from bpsrun.plots import learning_curves_png
+    from bpsrun.report.figures import learning_curves_png  # matplotlib loads on first report, not on import
 
     jobs = read_jobs(sweep_dir)
     curves = [c for c in map(read_curve, jobs) if c is not None]
@@ -161,7 +122,7 @@ def build_report(sweep_dir: Path, log_to_mlflow: bool = True) -> str:
     with atomic_file(out / "learning_curves.png") as tmp, open(tmp, "wb") as f:
         learning_curves_png(f, rows, full, title)
     if log_to_mlflow:
-        from bpsrun.report.mlflow_sweep import log_sweep
+        from bpsrun.report.mlflow_sweep import log_sweep  # --no-mlflow never imports mlflow
 
         log_sweep(sweep_dir, jobs[0], curves, rows, full, out)
     print(f"\n{text}\nreport: {out}", flush=True)

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mlflow.entities import Metric, RunStatus
 
 from bpsrun.report.curves import Curve, StrategySummary, campaign_metrics
-from bpsrun.tracking import log_metrics, log_params, open_experiment
-
-if TYPE_CHECKING:
-    from bpsrun.report.build import Job
+from bpsrun.report.jobs import Job
+from bpsrun.tracking.store import log_metrics, log_params, open_experiment
 
 
 def sweep_metrics(rows: list[StrategySummary], full: tuple[float, float], now: int) -> list[Metric]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bpsrun.errors import BpsrunError
-from bpsrun.select.greedy import EPS, min_distances, unit_rows
+from bpsrun.selection.greedy import EPS, min_distances, unit_rows
 
 OPERATIONS = {
     "SMALLER": operator.lt,

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 from bpsrun.errors import BpsrunError
-from bpsrun.select.greedy import EPS, Diversity, Objective, greedy_select
-from bpsrun.select.scores import SCORES, bald
-from bpsrun.select.strategies import (
+from bpsrun.selection.greedy import EPS, Diversity, Objective, greedy_select
+from bpsrun.selection.scores import SCORES, bald
+from bpsrun.selection.strategies import (
     Balance,
     StopBelow,
     SumStop,

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from bpsrun.errors import BpsrunError
+from bpsrun.selection.engine import SelectionInputs
 
 WORKER_CONFIG = {"datasource": {"process_all": True}, "enable_training": False}
 
@@ -29,6 +30,17 @@ def quiet_http() -> Iterator[None]:
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
+
+
+class LightlyWorker:
+    """selection/backend=lightly_worker: the Worker picks from the Lightly dataset holding the pool."""
+
+    def __init__(self, dataset_id: str | None):
+        self.dataset_id = dataset_id
+
+    def select(self, config: dict[str, Any], inputs: SelectionInputs) -> list[str]:
+        pool = set(inputs.candidates)
+        return [f for f in select_with_worker(config, self.dataset_id) if f in pool]
 
 
 def select_with_worker(config: dict[str, Any], dataset_id: str | None) -> list[str]:

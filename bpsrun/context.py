@@ -1,0 +1,90 @@
+"""What every stage of a campaign reads: the config, the folder layout, the pool, and the parts built from it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from bpsrun.data.pool import Pool
+from bpsrun.data.prepare import image_stack
+from bpsrun.data.sources import dataset_identity
+from bpsrun.embed.base import EmbedContext
+from bpsrun.export.predictions import read_predictions
+from bpsrun.label.base import LabelContext
+from bpsrun.label.jsonmin import read_labels
+from bpsrun.layout import Layout
+from bpsrun.model.learner import Learner
+from bpsrun.model.trainers import Trainers
+from bpsrun.plugins import build
+
+
+class Context:
+    """Parts are built before the prepare stage (a misconfigured run must leave no trace), so `pool` and `truth`
+    are set once it has run, and parts reach them through this object's methods."""
+
+    pool: Pool
+    truth: dict[str, str]  # ground truth of the validation images (and of the pool, for the oracle's campaigns)
+
+    def __init__(self, cfg: DictConfig, layout: Layout):
+        self.cfg, self.layout = cfg, layout
+        self.classes: list[str] = list(cfg.task.classes)
+        self.task: str = cfg.task.name
+        self.seed = int(cfg.seed)
+        self.trainers = Trainers(cfg.trainer)
+
+    def learner(self) -> Learner:
+        """A new, untrained learner from `model`."""
+        return build(self.cfg.model, "model", num_classes=len(self.classes), trainers=self.trainers)
+
+    def round_learner(self, r: int) -> Learner:
+        learner = self.learner()
+        learner.load(self.layout.model(r))
+        return learner
+
+    def images(self, size: int) -> np.ndarray:
+        """Every manifest row as model input, decoded once per size (memory-mapped)."""
+        return image_stack(self.pool.rows, size, self.layout.image_cache(size))
+
+    def pool_images(self, size: int) -> np.ndarray:
+        return np.asarray(self.images(size)[self.pool.train])
+
+    def val_set(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        val = self.pool.val
+        y = np.array([self.classes.index(self.truth[self.pool.rows[i]["file"]]) for i in val])
+        return np.asarray(self.images(size)[val]), y
+
+    def previous_probs(self, r: int, files: list[str]) -> np.ndarray | None:
+        """Round r-1's predicted probabilities for `files`; None in round 1 (no model yet)."""
+        if r == 1:
+            return None
+        return read_predictions(self.layout.predictions(r - 1), self.task, files)
+
+    def read_metrics(self, r: int) -> dict:
+        return json.loads(self.layout.metrics(r).read_text())
+
+    def labels_until(self, r: int) -> dict[str, str]:
+        labels: dict[str, str] = {}
+        for k in range(1, r + 1):
+            labels.update(read_labels(self.layout.labels(k), self.classes))
+        return labels
+
+    def image_path(self, file: str) -> Path:
+        return self.pool.path_of[file]
+
+    def label_context(self, truth_csv: Path | None) -> LabelContext:
+        return LabelContext(
+            self.cfg.campaign, self.classes, truth_csv, self.layout, self.image_path, self.previous_probs
+        )
+
+    def embedding_key(self) -> dict:
+        """What the pool is: embeddings are cached by it."""
+        return {"dataset": dataset_identity(self.cfg), "pool": self.pool.files(self.pool.train), "seed": self.seed}
+
+    def embed_context(self) -> EmbedContext:
+        shared = Path(self.cfg.paths.data) / "embeddings"
+        return EmbedContext(
+            self.layout, self.seed, self.pool_images, self.embedding_key, shared, self.trainers, self.round_learner
+        )

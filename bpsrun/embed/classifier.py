@@ -1,0 +1,27 @@
+"""embedding=classifier: penultimate-layer features of the previous round's model. Round 1 has no model yet, so
+it uses the SimCLR embedding built from the same settings."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bpsrun.embed.base import EmbedContext
+from bpsrun.embed.simclr import SimCLREmbedding
+from bpsrun.files import cached_npy
+
+
+class ClassifierFeatures:
+    def __init__(self, context: EmbedContext, image_size: int, **simclr: float):
+        self.context = context
+        self.first_round = SimCLREmbedding(context, image_size, **simclr)
+
+    def embed(self, round_: int) -> np.ndarray:
+        if round_ == 1:
+            return self.first_round.embed(round_)
+        ctx, r = self.context, round_ - 1
+
+        def compute() -> np.ndarray:
+            learner = ctx.round_learner(r)
+            return learner.features(ctx.pool_images(learner.image_size))
+
+        return cached_npy(ctx.layout.classifier_embeddings(r), compute)

@@ -1,0 +1,36 @@
+"""campaign.json: a campaign folder belongs to one dataset, split and seed; another one is refused."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from bpsrun.data.sources import dataset_identity, identity_of
+from bpsrun.errors import BpsrunError
+from bpsrun.layout import Layout
+
+
+def campaign_identity(cfg: DictConfig) -> dict[str, Any]:
+    return {
+        "dataset": dataset_identity(cfg),
+        "split": OmegaConf.to_container(cfg.split, resolve=True),
+        "seed": cfg.seed,
+    }
+
+
+def check_identity(cfg: DictConfig, layout: Layout) -> dict[str, Any]:
+    """This run's identity, refused if the folder's campaign.json says otherwise."""
+    identity = campaign_identity(cfg)
+    path = layout.identity
+    if path.exists():
+        stored = json.loads(path.read_text())
+        stored["dataset"] = identity_of(stored.get("dataset") or {})  # older campaigns stored the loader's name
+        for key, value in identity.items():
+            if stored.get(key) != value:
+                raise BpsrunError(
+                    f"{path}: this campaign was started with {key}={stored.get(key)}, now {key}={value}; "
+                    f"keep the original settings or start a new campaign with campaign=<new name>"
+                )
+    return identity

@@ -1,0 +1,80 @@
+"""The campaign folder: every path a stage reads or writes, in one place (the output contract in the README)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path  # outputs/<campaign>
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.csv"
+
+    @property
+    def identity(self) -> Path:
+        return self.root / "campaign.json"
+
+    @property
+    def lightly(self) -> Path:
+        return self.root / "lightly"
+
+    @property
+    def metadata(self) -> Path:
+        return self.lightly / ".lightly" / "metadata"
+
+    @property
+    def ssl_embeddings(self) -> Path:
+        return self.root / "embeddings" / "simclr.npy"
+
+    def image_cache(self, size: int) -> Path:
+        return self.root / "cache" / f"images-{size}.npy"
+
+    def round_dir(self, r: int) -> Path:
+        return self.root / f"round_{r}"
+
+    def selection(self, r: int) -> Path:
+        return self.round_dir(r) / "selection.json"
+
+    def selected(self, r: int) -> Path:
+        return self.round_dir(r) / "selected.txt"
+
+    def labels(self, r: int) -> Path:
+        return self.round_dir(r) / "labels.json"
+
+    def labelstudio(self, r: int) -> Path:
+        return self.round_dir(r) / "labelstudio"
+
+    def model(self, r: int) -> Path:
+        return self.round_dir(r) / "model.pt"
+
+    def metrics(self, r: int) -> Path:
+        return self.round_dir(r) / "metrics.json"
+
+    def round_lightly(self, r: int) -> Path:
+        return self.round_dir(r) / "lightly"
+
+    def predictions(self, r: int) -> Path:
+        return self.round_lightly(r) / ".lightly" / "predictions"
+
+    def mc_probs(self, r: int) -> Path:
+        return self.round_dir(r) / "mc_probs.npy"
+
+    def classifier_embeddings(self, r: int) -> Path:
+        return self.round_dir(r) / "embeddings-classifier.npy"
+
+    def confusion_png(self, r: int) -> Path:
+        return self.round_dir(r) / "confusion.png"
+
+    def picks_png(self, r: int) -> Path:
+        return self.round_dir(r) / "picks.png"
+
+    def read_selected(self, r: int) -> list[str]:
+        return self.selected(r).read_text().splitlines()
+
+    def labeled_before(self, r: int) -> list[str]:
+        """Every file picked in rounds 1 .. r-1, in pick order."""
+        return [f for k in range(1, r) for f in self.read_selected(k)]

@@ -1,0 +1,38 @@
+"""Swappable parts (dataset source, labeler, embedding, learner, selection backend, learning-rate schedule) are
+built from their YAML's `_target_`: adding one is a new class and a new YAML, never an edit to the campaign."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from bpsrun.errors import BpsrunError
+
+# keys that describe a choice (run names, the split's defaults) rather than configure the part
+DESCRIPTIVE = ("name", "group_by")
+
+
+def build(node: DictConfig, where: str, **runtime: Any) -> Any:
+    """`_target_(**keys, **runtime)`: the part `node` names, called with its other keys and the run's objects.
+
+    `runtime` holds Python objects (the campaign's context, a trainer factory) that never enter the config, so
+    they are passed to the partial Hydra builds rather than merged into it. `where` is the config group, for
+    messages.
+    """
+    spec = OmegaConf.to_container(node, resolve=True)
+    if "_target_" not in spec:
+        raise BpsrunError(
+            f"{where}: the config has no _target_; name the class that implements it, e.g. "
+            f"`_target_: bpsrun.label.oracle.Oracle` (see conf/{where}/)"
+        )
+    args = {k: v for k, v in spec.items() if k not in DESCRIPTIVE}
+    try:
+        factory = instantiate({**args, "_partial_": True})
+    except InstantiationException as exc:
+        raise BpsrunError(
+            f"{where}: cannot build {spec['_target_']} ({exc}); check the keys in conf/{where}/"
+        ) from None
+    return factory(**runtime)

@@ -1,0 +1,106 @@
+"""The select stage: the round's Lightly selection config and the candidates' inputs -> selection.json and
+selected.txt (the picks, in order)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from bpsrun.context import Context
+from bpsrun.embed.base import Embedding
+from bpsrun.errors import BpsrunError
+from bpsrun.faults import checkpoint
+from bpsrun.files import atomic_write_json, atomic_write_text, cached_npy
+from bpsrun.selection.backend import SelectionBackend
+from bpsrun.selection.config import round_config, validate
+from bpsrun.selection.engine import SelectionInputs
+
+log = logging.getLogger("bpsrun")
+
+MODEL_INPUTS = {"SCORES", "PREDICTIONS"}
+
+
+def requested(ctx: Context, r: int) -> dict[str, Any]:
+    """Round r's Lightly selection config as the preset gives it (not yet validated)."""
+    return round_config(OmegaConf.to_container(ctx.cfg.selection, resolve=True), r)
+
+
+def validated(ctx: Context, r: int) -> dict[str, Any]:
+    """Round r's config, validated; round 1 has no model, so no SCORES or PREDICTIONS."""
+    config = requested(ctx, r)
+    source = f"conf/selection/{ctx.cfg.selection.name}.yaml ({'first' if r == 1 else 'later'} rounds)"
+    validate(config, source=source)
+    needs_model = {s["input"]["type"] for s in config["strategies"]} & MODEL_INPUTS
+    if r == 1 and needs_model:
+        raise BpsrunError(
+            f"{source}: {sorted(needs_model)} inputs need predictions for task {ctx.task!r}, but round 1 has "
+            f"no model yet; use EMBEDDINGS or RANDOM in first_round"
+        )
+    return config
+
+
+def finished_picks(ctx: Context, r: int) -> list[str]:
+    """A finished round's picks; asking for another selection there is refused (rounds are never redone)."""
+    stored = json.loads(ctx.layout.selection(r).read_text())
+    asked = requested(ctx, r)
+    if stored != asked:
+        raise BpsrunError(
+            f"round {r} of campaign {ctx.cfg.campaign} is finished with selection {json.dumps(stored)}; "
+            f"you asked for {json.dumps(asked)}. Finished rounds are never redone: keep the "
+            f"selection, or start a new campaign with campaign=<new name>"
+        )
+    return ctx.layout.read_selected(r)
+
+
+def inputs_for(ctx: Context, r: int, config: dict[str, Any], embedding: Embedding) -> SelectionInputs:
+    """What the config's strategies read, for the pool images not labeled yet."""
+    pool, layout = ctx.pool, ctx.layout
+    labeled = set(layout.labeled_before(r))
+    candidates = [i for i in pool.train if pool.rows[i]["file"] not in labeled]
+    inputs = SelectionInputs(
+        candidates=pool.files(candidates),
+        categories={ctx.task: ctx.classes},
+        metadata={k: np.array([pool.rows[i][k] for i in candidates]) for k in pool.metadata_keys},
+        default_seed=ctx.seed,
+    )
+    used = {s["input"]["type"] for s in config["strategies"]}
+    rows = [pool.train_index[f] for f in inputs.candidates]
+    if "EMBEDDINGS" in used:
+        emb = embedding.embed(r)
+        inputs.embeddings = emb[rows]
+        labeled_rows = [pool.train_index[f] for f in layout.labeled_before(r)]
+        inputs.labeled_embeddings = emb[labeled_rows] if labeled_rows else None
+        inputs.tags = {f"round_{k}": emb[[pool.train_index[f] for f in layout.read_selected(k)]] for k in range(1, r)}
+    if used & MODEL_INPUTS and r > 1:
+        inputs.predictions[ctx.task] = ctx.previous_probs(r, inputs.candidates)
+    if r > 1 and any(s["input"].get("score") == "uncertainty_bald" for s in config["strategies"]):
+        inputs.mc_predictions[ctx.task] = mc_probs(ctx, r - 1)[:, rows]
+    return inputs
+
+
+def mc_probs(ctx: Context, r: int) -> np.ndarray:
+    """Monte-Carlo dropout probabilities (passes x pool x classes) of round r's model, computed once."""
+    passes = int(ctx.cfg.selection.get("mc_passes", 10))
+
+    def compute() -> np.ndarray:
+        learner = ctx.round_learner(r)
+        return learner.mc_proba(ctx.pool_images(learner.image_size), passes, seed=ctx.seed * 1000 + r)
+
+    return cached_npy(ctx.layout.mc_probs(r), compute)
+
+
+def select_round(
+    ctx: Context, r: int, config: dict[str, Any], backend: SelectionBackend, embedding: Embedding
+) -> list[str]:
+    """Pick round r's images with `backend` and write them (selection.json first: picks imply their config)."""
+    inputs = inputs_for(ctx, r, config, embedding)
+    picks = backend.select(config, inputs)
+    log.info("round %d: selected %d of %d candidates", r, len(picks), len(inputs.candidates))
+    atomic_write_json(ctx.layout.selection(r), config)
+    checkpoint("selection")
+    atomic_write_text(ctx.layout.selected(r), "".join(f"{f}\n" for f in picks))
+    return picks

@@ -1,0 +1,73 @@
+"""Talking to an MLflow store: the experiment, batched params and metrics, secrets kept out.
+
+Everything goes through `MlflowClient` (no global active run), so Hydra multirun jobs in one process cannot
+leak runs into each other.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
+
+from bpsrun.lock import shared_lock
+
+SECRET = re.compile(r"(token|secret|password|passwd|access_key|api_key|credential)", re.IGNORECASE)
+PARAM_MAX = 6000
+
+
+def flatten(cfg: Any, prefix: str = "") -> dict[str, str]:
+    """Dotted keys for nested dicts and lists; keys that look like secrets are dropped."""
+    if isinstance(cfg, dict):
+        items: Iterable[tuple[str, Any]] = cfg.items()
+    elif isinstance(cfg, list):
+        items = ((str(i), v) for i, v in enumerate(cfg))
+    else:
+        return {prefix: str(cfg)[:PARAM_MAX]}
+    out: dict[str, str] = {}
+    for k, v in items:
+        if SECRET.search(str(k)):
+            continue
+        out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def open_experiment(uri: str, name: str, artifact_root: Path) -> tuple[MlflowClient, str]:
+    """A client and the experiment's id, created on first use. Parallel sweep jobs race to create a new sqlite
+    store ("table already exists") and experiment, so the first touch of a sqlite store holds a file lock."""
+    lock = (
+        shared_lock(Path(f"{uri.removeprefix('sqlite:///')}.lock")) if uri.startswith("sqlite:///") else nullcontext()
+    )
+    with lock:
+        client = MlflowClient(tracking_uri=uri)
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            return client, exp.experiment_id
+        artifact_root.mkdir(parents=True, exist_ok=True)
+        return client, client.create_experiment(name, artifact_location=artifact_root.resolve().as_uri())
+
+
+def log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
+    flat = [Param(k, v) for k, v in flatten(params).items()]
+    for start in range(0, len(flat), 100):
+        client.log_batch(run_id, params=flat[start : start + 100])
+
+
+def log_metrics(client: MlflowClient, run_id: str, metrics: list[Metric]) -> None:
+    for start in range(0, len(metrics), 500):
+        client.log_batch(run_id, metrics=metrics[start : start + 500])
+
+
+def history_metrics(history: list[dict[str, float]], now: int) -> list[Metric]:
+    """Per-epoch training curves, one step per epoch."""
+    return [
+        Metric(key.replace("/", "_"), value, now, int(row["epoch"]))
+        for row in history
+        for key, value in row.items()
+        if key != "epoch"
+    ]
