@@ -22,6 +22,11 @@ def build(node: DictConfig, where: str, **runtime: Any) -> Any:
     they are passed to the partial Hydra builds rather than merged into it. `where` is the config group, for
     messages.
     """
+    if not isinstance(node, DictConfig):  # `trainer.lr_schedule=constant`: the key users typed before groups
+        raise BpsrunError(
+            f"{where.replace('/', '.')}={node}: this choice is a config group now; use {where}={node} "
+            f"(options: conf/{where}/)"
+        )
     spec = OmegaConf.to_container(node, resolve=True)
     if "_target_" not in spec:
         raise BpsrunError(

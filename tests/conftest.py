@@ -1,9 +1,15 @@
+import contextlib
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from bpsrun.campaign import Campaign
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -18,16 +24,35 @@ TINY = [
 ]
 
 
-def bpsrun_command(*overrides: str, outputs: Path, data: Path | None = None) -> list[str]:
-    """`python -m bpsrun` with the TINY settings and, unless a dataset is named, 60 synthetic images."""
-    flags = [o for o in overrides if o.startswith("-")]  # Hydra wants -m before the overrides
-    rest = [o for o in overrides if not o.startswith("-")]
+def tiny_overrides(overrides: tuple[str, ...], outputs: Path, data: Path | None) -> list[str]:
+    """The TINY settings and, unless a dataset is named, 60 synthetic images; then the test's own overrides."""
+    rest = list(overrides)
     if not any(o.startswith("dataset=") for o in rest):
         rest.insert(0, "dataset.num_images=60")
-    args = [sys.executable, "-m", "bpsrun", *flags, f"paths.outputs={outputs}", *TINY, *rest]
-    if data is not None:
-        args.append(f"paths.data={data}")
-    return args
+    return [f"paths.outputs={outputs}", *TINY, *rest] + ([f"paths.data={data}"] if data is not None else [])
+
+
+def bpsrun_command(*overrides: str, outputs: Path, data: Path | None = None) -> list[str]:
+    """`python -m bpsrun` with the TINY settings."""
+    flags = [o for o in overrides if o.startswith("-")]  # Hydra wants -m before the overrides
+    rest = tuple(o for o in overrides if not o.startswith("-"))
+    return [sys.executable, "-m", "bpsrun", *flags, *tiny_overrides(rest, outputs, data)]
+
+
+def compose_config(*overrides: str, outputs: Path, data: Path | None = None, conf: Path | None = None) -> DictConfig:
+    """The real config, composed as the command composes it (Hydra's compose API), with the TINY settings.
+    `conf` adds a folder of the test's own config choices to Hydra's search path."""
+    extra = [f"hydra.searchpath=[file://{conf}]"] if conf is not None else []
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        return compose("config", overrides=[*extra, *tiny_overrides(overrides, outputs, data)])
+
+
+def run_in_process(*overrides: str, outputs: Path, data: Path | None = None, conf: Path | None = None) -> str:
+    """A campaign run in this process (the stages, not the command line); what it printed."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        Campaign(compose_config(*overrides, outputs=outputs, data=data, conf=conf)).run()
+    return out.getvalue()
 
 
 def run_bpsrun(

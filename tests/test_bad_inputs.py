@@ -1,5 +1,6 @@
-"""The bad-input catalogue: each case runs the real command and checks one readable message naming the file, row
-or key (and the fix), a non-zero exit, and the campaign folder byte-identical before and after."""
+"""The bad-input catalogue: each case runs a campaign in process (the real config, composed by Hydra) and checks
+one readable message naming the file, row or key (and the fix), and the campaign folder byte-identical before and
+after. That the command prints such a message as one line and exits 2 is checked once, in the slow tier."""
 
 import json
 import shutil
@@ -10,17 +11,21 @@ import numpy as np
 import pytest
 import tifffile
 
-from tests.conftest import run_bpsrun, snapshot
+from bpsrun.errors import AwaitingLabels, BpsrunError
+from tests.conftest import run_bpsrun, run_in_process, snapshot
 
 TINY_SYNTH = 60
 
 
-def check_refused(proc, *needles: str) -> None:
-    assert proc.returncode != 0, proc.stdout[-2000:]
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("bpsrun: error:")]
-    message = errors[0] if errors else proc.stderr
-    assert len(errors) <= 1, errors
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+def refusal(*overrides: str, outputs: Path, data: Path | None = None) -> str:
+    """The message a campaign that must not run refuses with."""
+    with pytest.raises(BpsrunError) as refused:
+        run_in_process(*overrides, outputs=outputs, data=data)
+    assert not isinstance(refused.value, AwaitingLabels), refused.value
+    return str(refused.value)
+
+
+def check_refused(message: str, *needles: str) -> None:
     for needle in needles:
         assert needle in message, f"{needle!r} not in {message!r}"
 
@@ -117,8 +122,7 @@ def test_bad_dataset(case, folder_source, tmp_path):
         f"dataset.truth_csv={tmp_path / 'truth.csv'}",
         "split.stratify_by=particle_type",
     )
-    proc = run_bpsrun(*args, outputs=out, check=False)
-    check_refused(proc, *needles)
+    check_refused(refusal(*args, outputs=out), *needles)
     assert snapshot(out / "folder-active-s0") == {}  # a fresh campaign that cannot start leaves nothing
 
 
@@ -129,9 +133,9 @@ def test_bad_dataset(case, folder_source, tmp_path):
 def campaign(tmp_path_factory, shared_data) -> Path:
     """A campaign with round 1 done (oracle), and one awaiting Label Studio labels."""
     out = tmp_path_factory.mktemp("campaigns")
-    run_bpsrun("round=1", outputs=out, data=shared_data)
-    proc = run_bpsrun("round=1", "labeling=labelstudio", "campaign=ls", outputs=out, data=shared_data, check=False)
-    assert proc.returncode == 3, proc.stderr[-2000:]
+    run_in_process("round=1", outputs=out, data=shared_data)
+    with pytest.raises(AwaitingLabels):
+        run_in_process("round=1", "labeling=labelstudio", "campaign=ls", outputs=out, data=shared_data)
     return out
 
 
@@ -217,13 +221,16 @@ CAMPAIGN_CASES = {
     ),
     "round zero": (("round=0",), None, ["round=0", "rounds count from 1"]),
     "negative round": (("round=-2",), None, ["round=-2", "rounds count from 1"]),
-    "config group typo": (("selection=actve",), None, ["selection", "actve"]),
     "changed finished selection": (
         ("round=1", "selection.n_samples=9"),
         None,
         ["round 1", "finished", "campaign=<new name>"],
     ),
-    "unknown labeling": (("round=2", "labeling.name=crowd"), None, ["labeling=crowd", "is not available"]),
+    "unknown labeler": (
+        ("round=2", "labeling._target_=bpsrun.label.crowd.Crowd"),
+        None,
+        ["labeling: cannot build bpsrun.label.crowd.Crowd", "conf/labeling/"],
+    ),
 }
 
 
@@ -235,15 +242,7 @@ def test_bad_step_on_an_existing_campaign(case, campaign, shared_data, tmp_path)
     if damage:
         damage(out)
     before = {name: snapshot(out / name) for name in ("synthetic-active-s0", "ls")}
-    proc = run_bpsrun(*args, outputs=out, data=shared_data, check=False)
-    if case == "config group typo":  # Hydra's own message: names the group, the typo and the valid options
-        assert (
-            proc.returncode != 0
-            and "Could not find 'selection/actve'" in proc.stderr
-            and "Available options" in proc.stderr
-        )
-    else:
-        check_refused(proc, *needles)
+    check_refused(refusal(*args, outputs=out, data=shared_data), *needles)
     assert {name: snapshot(out / name) for name in before} == before
     assert not (out / "scores-first" / "manifest.csv").exists()
 
@@ -254,8 +253,12 @@ def test_full_supervision_with_an_incomplete_truth_file_is_refused_before_any_wr
     truth.write_text("\n".join(lines[:5] + lines[6:]) + "\n")  # one image without a label
     out = tmp_path / "out"
     args = ("dataset=folder", f"dataset.path={folder_source}", f"dataset.truth_csv={truth}", "reference.enabled=true")
-    proc = run_bpsrun(*args, outputs=out, check=False)
-    check_refused(proc, f"{truth} has no label for 1 images", lines[5].split(",")[0], "reference.enabled=false")
+    check_refused(
+        refusal(*args, outputs=out),
+        f"{truth} has no label for 1 images",
+        lines[5].split(",")[0],
+        "reference.enabled=false",
+    )
     assert snapshot(out / "folder-active-s0") == {}
 
 
@@ -264,6 +267,29 @@ def test_a_truth_file_without_the_validation_images_is_refused_before_any_write(
     truth.write_text("\n".join((folder_source.parent / "truth.csv").read_text().splitlines()[:3]) + "\n")
     out = tmp_path / "out"
     args = ("dataset=folder", f"dataset.path={folder_source}", f"dataset.truth_csv={truth}", "labeling=labelstudio")
-    proc = run_bpsrun(*args, outputs=out, check=False)
-    check_refused(proc, f"{truth}: no label for", "validation images", "add their rows")
+    check_refused(refusal(*args, outputs=out), f"{truth}: no label for", "validation images", "add their rows")
     assert snapshot(out / "folder-active-s0") == {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (("round=0",), ["bpsrun: error: round=0", "rounds count from 1"]),
+        (("trainer.lr_schedule=constant",), ["bpsrun: error:", "use trainer/lr_schedule=constant"]),
+    ],
+)
+def test_the_command_prints_one_error_line_and_exits_2(args, needles, tmp_path):
+    proc = run_bpsrun(*args, outputs=tmp_path, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("bpsrun: error:")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    check_refused(errors[0], *needles)
+    assert not (tmp_path / "synthetic-active-s0").exists()
+
+
+@pytest.mark.slow
+def test_a_config_group_typo_gets_hydras_message(tmp_path):
+    proc = run_bpsrun("selection=actve", outputs=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "Could not find 'selection/actve'" in proc.stderr and "Available options" in proc.stderr

@@ -1,4 +1,5 @@
-"""End-to-end: the real `python -m bpsrun` command through two rounds, its files and its MLflow store."""
+"""A campaign through two rounds (in process, the real config composed by Hydra), its files and its MLflow store;
+the command line's own behaviour (exit codes, the lock across processes) in the slow tier."""
 
 import csv
 import json
@@ -10,19 +11,11 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from bpsrun.errors import BpsrunError
 from bpsrun.lock import campaign_lock
-from tests.conftest import run_bpsrun
+from tests.conftest import run_bpsrun, run_in_process, snapshot
 
 CAMPAIGN = "synthetic-active-s0"
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file's bytes, except the lock (it records the last writer's pid, not campaign state)."""
-    return {
-        str(p.relative_to(folder)): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != ".lock"
-    }
 
 
 def mlflow_runs(outputs: Path) -> list:
@@ -34,12 +27,12 @@ def mlflow_runs(outputs: Path) -> list:
 @pytest.fixture(scope="module")
 def campaign(tmp_path_factory, shared_data):
     outputs = tmp_path_factory.mktemp("outputs")
-    proc = run_bpsrun("round=2", "selection=active", outputs=outputs, data=shared_data)
-    return outputs, proc
+    printed = run_in_process("round=2", "selection=active", outputs=outputs, data=shared_data)
+    return outputs, printed
 
 
 def test_output_contract(campaign):
-    outputs, proc = campaign
+    outputs, printed = campaign
     root = outputs / CAMPAIGN
     manifest = list(csv.DictReader(open(root / "manifest.csv")))
     assert list(manifest[0])[:3] == ["file", "path", "split"]
@@ -70,7 +63,7 @@ def test_output_contract(campaign):
         for f in files:
             probs = json.loads(f.read_text())["predictions"][0]["probabilities"]
             assert len(probs) == 2 and abs(sum(probs) - 1.0) < 1e-9
-    assert f"{'round':>5}  {'labeled':>7}  {'val acc':>7}" in proc.stdout
+    assert f"{'round':>5}  {'labeled':>7}  {'val acc':>7}" in printed
 
 
 def test_round_two_picks_the_most_uncertain(campaign):
@@ -110,7 +103,7 @@ def test_mlflow_parent_and_children(campaign):
 def test_rerun_of_finished_rounds_changes_nothing(campaign, shared_data):
     outputs, _ = campaign
     before = snapshot(outputs / CAMPAIGN)
-    run_bpsrun("round=2", "selection=active", outputs=outputs, data=shared_data)
+    run_in_process("round=2", "selection=active", outputs=outputs, data=shared_data)
     assert snapshot(outputs / CAMPAIGN) == before
     assert len(mlflow_runs(outputs)) == 3
 
@@ -118,19 +111,15 @@ def test_rerun_of_finished_rounds_changes_nothing(campaign, shared_data):
 def test_changing_a_finished_rounds_selection_is_refused(campaign, shared_data):
     outputs, _ = campaign
     before = snapshot(outputs / CAMPAIGN)
-    proc = run_bpsrun(
-        "round=2", "selection=active", "selection.n_samples=9", outputs=outputs, data=shared_data, check=False
-    )
-    assert proc.returncode == 2
-    assert "round 1 of campaign synthetic-active-s0 is finished" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    with pytest.raises(BpsrunError, match="round 1 of campaign synthetic-active-s0 is finished"):
+        run_in_process("round=2", "selection=active", "selection.n_samples=9", outputs=outputs, data=shared_data)
     assert snapshot(outputs / CAMPAIGN) == before
 
 
 def test_round_by_round_equals_one_run(campaign, tmp_path, shared_data):
     outputs, _ = campaign
-    run_bpsrun("round=1", "selection=active", outputs=tmp_path, data=shared_data)
-    run_bpsrun("round=2", "selection=active", outputs=tmp_path, data=shared_data)
+    run_in_process("round=1", "selection=active", outputs=tmp_path, data=shared_data)
+    run_in_process("round=2", "selection=active", outputs=tmp_path, data=shared_data)
     single, stepwise = snapshot(outputs / CAMPAIGN), snapshot(tmp_path / CAMPAIGN)
     for name in ("round_1/selected.txt", "round_1/labels.json", "round_1/metrics.json", "round_2/selected.txt"):
         assert stepwise[name] == single[name], name
@@ -138,7 +127,15 @@ def test_round_by_round_equals_one_run(campaign, tmp_path, shared_data):
     assert round_1_preds and all(stepwise[k] == single[k] for k in round_1_preds)
 
 
-def test_second_writer_is_refused_and_dead_lock_is_taken_over(campaign, shared_data):
+def test_second_writer_is_refused(campaign, shared_data):
+    outputs, _ = campaign
+    with campaign_lock(outputs / CAMPAIGN):  # flock: another open file description conflicts, in-process too
+        with pytest.raises(BpsrunError, match="campaign is in use by another bpsrun process"):
+            run_in_process("round=2", "selection=active", outputs=outputs, data=shared_data)
+
+
+@pytest.mark.slow
+def test_second_command_is_refused_and_dead_lock_is_taken_over(campaign, shared_data):
     outputs, _ = campaign
     with campaign_lock(outputs / CAMPAIGN):
         proc = run_bpsrun("round=2", "selection=active", outputs=outputs, data=shared_data, check=False)
@@ -154,6 +151,7 @@ def test_second_writer_is_refused_and_dead_lock_is_taken_over(campaign, shared_d
     run_bpsrun("round=2", "selection=active", outputs=outputs, data=shared_data)
 
 
+@pytest.mark.slow
 def test_round_zero_is_refused(tmp_path):
     proc = run_bpsrun("round=0", outputs=tmp_path, check=False)
     assert proc.returncode == 2 and "rounds count from 1" in proc.stderr

@@ -9,10 +9,13 @@ import json
 import signal
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import run_bpsrun
 from tests.s3server import CREDENTIALS, S3Server
+
+pytestmark = pytest.mark.slow  # real servers or the command line in subprocesses
 
 KILLS = [
     "prepare",  # manifest written, Lightly metadata not yet

@@ -1,6 +1,7 @@
 """Lightly metadata and prediction files, and JSON-MIN label records, in their exact shapes."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,8 +9,10 @@ import pytest
 from bpsrun.data.lightly_meta import write_metadata
 from bpsrun.errors import BpsrunError
 from bpsrun.export.predictions import read_predictions, write_predictions
+from bpsrun.label.base import LabelContext
 from bpsrun.label.jsonmin import file_of, read_labels
 from bpsrun.label.oracle import Oracle
+from bpsrun.layout import Layout
 
 CLASSES = ["track", "no track"]
 
@@ -55,7 +58,8 @@ def test_lightly_metadata_folder(tmp_path):
 
 def test_oracle_writes_json_min_that_reads_back(tmp_path):
     (tmp_path / "truth.csv").write_text("filename,label\na b.tif,track\nc.tif,no track\n")
-    records = Oracle(tmp_path / "truth.csv", CLASSES).label(1, ["c.tif", "a b.tif"])
+    context = LabelContext("c", CLASSES, tmp_path / "truth.csv", Layout(tmp_path), Path, lambda r, files: None)
+    records = Oracle(context).label(1, ["c.tif", "a b.tif"])
     assert records[1]["image"] == "/data/local-files/?d=a%20b.tif"
     assert records[1]["choice"] == "track" and records[1]["id"] == 2
     (tmp_path / "labels.json").write_text(json.dumps(records))

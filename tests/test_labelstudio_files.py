@@ -70,6 +70,7 @@ def test_bad_records_are_named(record, message):
         labels_of([record])
 
 
+@pytest.mark.slow
 def test_file_mode_round_trip(tmp_path, shared_data):
     out = tmp_path / "out"
     args = ("labeling=labelstudio", "round=1")
@@ -125,6 +126,7 @@ def awaiting(out: Path, args: tuple[str, ...], data: Path, campaign: str) -> tup
     return folder, json.loads((folder / "tasks.json").read_text())
 
 
+@pytest.mark.slow
 def test_file_mode_partial_export_waits_or_proceeds(tmp_path, shared_data):
     out = tmp_path / "out"
     args = ("labeling=labelstudio", "round=1", "campaign=partial")
@@ -138,6 +140,7 @@ def test_file_mode_partial_export_waits_or_proceeds(tmp_path, shared_data):
     assert sorted(r["file_name"] for r in labels) == sorted(t["data"]["file_name"] for t in tasks[:3])
 
 
+@pytest.mark.slow
 def test_export_from_another_campaign_is_refused_and_state_kept(tmp_path, shared_data):
     out = tmp_path / "out"
     args = ("labeling=labelstudio", "round=1", "campaign=mine")

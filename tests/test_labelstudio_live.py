@@ -17,6 +17,8 @@ import requests
 from bpsrun.label.server import DEFAULT_VENV, start, wait_healthy
 from tests.conftest import REPO, bpsrun_command, run_bpsrun
 
+pytestmark = pytest.mark.slow  # real servers or the command line in subprocesses
+
 CLASSES = ["track", "no track"]
 
 

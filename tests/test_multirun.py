@@ -3,10 +3,13 @@
 import shutil
 
 import numpy as np
+import pytest
 import tifffile
 from PIL import Image
 
 from tests.conftest import run_bpsrun
+
+pytestmark = pytest.mark.slow  # real servers or the command line in subprocesses
 
 
 def test_multirun_gives_separate_campaigns(tmp_path, shared_data):

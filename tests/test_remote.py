@@ -1,14 +1,18 @@
-"""selection.backend=lightly_worker: what can be checked offline, through the real command."""
+"""selection/backend=lightly_worker: what can be checked offline, through the real command."""
 
 import socket
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_bpsrun
+
+pytestmark = pytest.mark.slow  # real servers or the command line in subprocesses
 
 TOKEN = "lightly-secret-token-0123456789"
 WORKER = (
     "selection=random",
-    "selection.backend=lightly_worker",
+    "selection/backend=lightly_worker",
     "selection.worker.dataset_id=0123456789abcdef01234567",
 )
 

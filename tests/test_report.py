@@ -57,6 +57,7 @@ def expected_aulc(root) -> float:
     return float(np.trapezoid(acc, n) / (n[-1] - n[0]))
 
 
+@pytest.mark.slow
 def test_multirun_ends_with_a_report_logged_to_mlflow(tmp_path, shared_data):
     """compare_strategies shrunk to 2 strategies x 2 seeds, two rounds, through the joblib launcher (2 workers)."""
     overrides = ("-m", "experiment=compare_strategies", "selection=random,diversity", "seed=0,1", "round=2")
@@ -103,6 +104,7 @@ def test_multirun_ends_with_a_report_logged_to_mlflow(tmp_path, shared_data):
     assert len(client.search_runs([exp], "tags.`bpsrun.kind` = 'sweep'")) == 1
 
 
+@pytest.mark.slow
 def test_report_of_a_folder_that_is_not_a_sweep_is_a_clear_error(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "bpsrun.report", str(tmp_path)], cwd=REPO, capture_output=True, text=True

@@ -71,6 +71,7 @@ def test_escaping_names_are_refused(tmp_path, name):
     assert safe_path(tmp_path / "cache", "sub/ok.tif", "meta.csv") == (tmp_path / "cache" / "sub" / "ok.tif").resolve()
 
 
+@pytest.mark.slow
 def test_escaping_key_in_the_bucket_fails_before_any_download(server, tmp_path):
     server.public_bucket("escaping-bucket")
     meta = b"filename,dose_Gy,particle_type,hr_post_exposure\nok.tif,0.82,Fe,4\n../../evil.tif,1.0,X-ray,4\n"
@@ -84,6 +85,7 @@ def test_escaping_key_in_the_bucket_fails_before_any_download(server, tmp_path):
     assert not (tmp_path / "out" / "bps-active-s0" / "campaign.json").exists()
 
 
+@pytest.mark.slow
 def test_two_round_campaign_from_the_local_server(server, tmp_path):
     cache = tmp_path / "cache"
     run_bpsrun(*bps_args(server, cache), "round=2", "labeling=oracle", outputs=tmp_path / "out")
@@ -116,6 +118,7 @@ def test_two_round_campaign_from_the_local_server(server, tmp_path):
         assert (root / f"round_{k}" / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_download_resumes_after_the_server_stops(server, tmp_path):
     """Stop the server mid-download: the run fails clearly, keeps only whole files, and a rerun finishes."""
     cache = tmp_path / "cache"
@@ -160,6 +163,7 @@ def test_download_resumes_after_the_server_stops(server, tmp_path):
         assert path.read_bytes() == s3.get_object(Bucket=BUCKET, Key=PREFIX + path.name)["Body"].read()
 
 
+@pytest.mark.slow
 def test_publish_lightly_datasource_and_republish_sends_nothing(server, tmp_path, shared_data):
     s3 = server.client()
     s3.create_bucket(Bucket="published", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})

@@ -10,7 +10,7 @@ plate's exposure; values are clipped to [-0.5, 2]. Images are padded to a square
 from __future__ import annotations
 
 import io
-import json
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -20,9 +20,9 @@ import numpy as np
 import tifffile
 from PIL import Image
 from scipy import sparse
-from tqdm import tqdm
 
 from bpsrun.errors import BpsrunError
+from bpsrun.progress import progress
 
 LOW_PCT, HIGH_PCT = 0.5, 99.8
 
@@ -36,7 +36,7 @@ def read_tiff(path: Path) -> np.ndarray:
     with tifffile.TiffFile(path) as tif:
         page = tif.pages.first
         if (
-            page.shaped_description == json.dumps({"shape": list(page.shape)})
+            page.shaped_description == f'{{"shape": {list(page.shape)}}}'
             and page.subifds is None
             and len(tif.pages) == 1
         ):
@@ -69,16 +69,21 @@ def read_image(path: Path) -> np.ndarray:
     return img
 
 
-def percentiles(img: np.ndarray, q: tuple[float, ...]) -> np.ndarray:
-    """np.percentile's (linear) values for an integer image, from its histogram: exact, and no sort."""
+def percentiles(img: np.ndarray, q: tuple[float, ...]) -> list[float]:
+    """np.percentile's (linear) values for an integer image, from its histogram: exact, and no sort.
+
+    The few ranks are Python scalars (the same float64 arithmetic as numpy's): a small numpy call costs more
+    than the arithmetic, and the histogram is the work.
+    """
     flat = img.ravel()
-    low = int(flat.min())
-    # counted from zero unless there are negative pixels: slicing the counts is cheaper than shifting the image
-    cumulative = np.cumsum(np.bincount(flat if low >= 0 else flat - low)[max(low, 0) :])
-    rank = np.asarray(q, dtype=np.float64) / 100 * (flat.size - 1)
-    below = np.floor(rank)
-    v_below, v_above = np.searchsorted(cumulative, (below, np.ceil(rank)), side="right") + low
-    return v_below + (v_above - v_below) * (rank - below)
+    # 8- and 16-bit unsigned pixels are at most 65536 bins as they are; others count from their minimum (bincount
+    # takes no negatives, and wider types could span far more bins than pixels)
+    low = 0 if flat.dtype.kind == "u" and flat.itemsize <= 2 else int(flat.min())
+    cumulative = np.cumsum(np.bincount(flat - low if low else flat))
+    ranks = [p / 100 * (flat.size - 1) for p in q]
+    below = [math.floor(rank) for rank in ranks]
+    found = np.searchsorted(cumulative, below + [math.ceil(rank) for rank in ranks], side="right").tolist()
+    return [low + v + (v_up - v) * (rank - b) for v, v_up, rank, b in zip(found, found[len(q) :], ranks, below)]
 
 
 @lru_cache(maxsize=4096)
@@ -100,19 +105,22 @@ def load_array(img: np.ndarray, size: int) -> np.ndarray:
     The padded square is the background everywhere plus (image - background) at the centre, and resizing is
     linear with rows summing to 1, so only the weights' columns over the image are needed.
     """
-    lo, background, hi = percentiles(img, (LOW_PCT, 1.0, HIGH_PCT))
+    darkest, lo, background, hi, brightest = percentiles(img, (0.0, LOW_PCT, 1.0, HIGH_PCT, 100.0))
     scale = 1.0 / max(hi - lo, 1.0)
     bg = np.float32(min(max((background - lo) * scale, -0.5), 2.0))
+    lo32, scale32 = np.float32(lo), np.float32(scale)
     # in place, one float32 image in all: the same float32 operations as the plain expression, so the same bits
-    x = np.subtract(img, np.float32(lo), dtype=np.float32)
-    x *= np.float32(scale)
-    np.clip(x, -0.5, 2.0, out=x)
+    x = np.subtract(img, lo32, dtype=np.float32)
+    x *= scale32
+    # the float32 map is non-decreasing, so if the extreme pixels land in [-0.5, 2] the clip changes nothing
+    if (np.float32(darkest) - lo32) * scale32 < -0.5 or (np.float32(brightest) - lo32) * scale32 > 2.0:
+        x.clip(-0.5, 2.0, out=x)
     x -= bg
     h, w = img.shape
     side = max(h, w)
     rows = resize_weights(side, size, (side - h) // 2, h)
     cols = resize_weights(side, size, (side - w) // 2, w)
-    return bg + (cols @ (rows @ x).T).T
+    return (cols @ (rows @ x).T).T + bg
 
 
 def load_tensor(path: Path, size: int) -> np.ndarray:
@@ -131,7 +139,7 @@ def load_stack(paths: list[Path], size: int, desc: str = "loading images") -> np
         out[i, 0] = load_tensor(paths[i], size)
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for _ in tqdm(pool.map(fill, range(len(paths))), total=len(paths), desc=desc, unit="img", leave=False):
+        for _ in progress(pool.map(fill, range(len(paths))), total=len(paths), desc=desc, unit="img", leave=False):
             pass
     return out
 

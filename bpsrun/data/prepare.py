@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from bpsrun.data.images import load_stack, read_image
 from bpsrun.data.lightly_meta import write_metadata
@@ -14,6 +13,7 @@ from bpsrun.data.sources import DatasetFiles
 from bpsrun.errors import BpsrunError
 from bpsrun.faults import checkpoint
 from bpsrun.files import cached_npy
+from bpsrun.progress import progress
 
 
 def prepare(
@@ -72,7 +72,7 @@ def check_strata(rows: list[dict[str, str]], column: str | None, source: Path) -
 
 def check_images(paths: list[Path]) -> None:
     """Decode every image once before the campaign writes anything: a bad file stops a fresh start cleanly."""
-    for path in tqdm(paths, desc="checking images", unit="img", leave=False):
+    for path in progress(paths, desc="checking images", unit="img", leave=False):
         read_image(path)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from bpsrun.errors import BpsrunError
 from bpsrun.files import pid_alive
+from bpsrun.progress import progress
 
 log = logging.getLogger("bpsrun")
 
@@ -165,8 +166,6 @@ def download(
     Concurrent, resumable (a rerun fetches only what is missing), with a progress bar. Files that fail after
     all retries are reported together; the ones that arrived stay, so the rerun continues from there.
     """
-    from tqdm.auto import tqdm
-
     todo = []
     for name in names:
         path = safe_path(root, name, loc.url(loc.key(name)))
@@ -177,7 +176,10 @@ def download(
     remove_stale_parts(root)
     log.info("downloading %d files from %s to %s", len(todo), loc.url(loc.key("")), root)
     failed: list[tuple[str, Exception]] = []
-    with ThreadPoolExecutor(max_workers=workers) as pool, tqdm(total=len(todo), unit="file", desc="download") as bar:
+    with (
+        ThreadPoolExecutor(max_workers=workers) as pool,
+        progress(total=len(todo), unit="file", desc="download") as bar,
+    ):
         futures = {pool.submit(fetch_object, s3, loc, n, p, retries, backoff_s): n for n, p in todo}
         for future in as_completed(futures):
             try:

@@ -9,7 +9,6 @@ plates differ slightly in brightness, so a model can cheat on plate effects unle
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -18,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import tifffile
 from scipy.ndimage import gaussian_filter
-from tqdm import tqdm
 
 from bpsrun.files import atomic_dir
+from bpsrun.progress import progress
 
 DOSES: dict[str, tuple[float, float, float]] = {"Fe": (0.0, 0.3, 0.82), "X-ray": (0.0, 0.1, 1.0)}
 HOURS = (4, 24, 48)
@@ -170,7 +169,7 @@ def generate(spec: SyntheticSpec, out: Path) -> Path:
     with atomic_dir(out) as tmp:
         (tmp / "images").mkdir()
         meta_rows, truth_rows, objects = [], [], Counter()
-        for i, c in enumerate(tqdm(picks, desc="synthesising nuclei", unit="img")):
+        for i, c in enumerate(progress(picks, desc="synthesising nuclei", unit="img")):
             img_rng = np.random.default_rng([spec.seed, 2, i])
             cond = conds[c]
             site = (c, str(img_rng.choice(wells[c])), int(img_rng.integers(1, 30)))
@@ -190,7 +189,3 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(rows)
-
-
-def spec_id(spec: SyntheticSpec) -> str:
-    return hashlib.sha1(repr(spec).encode()).hexdigest()[:8]

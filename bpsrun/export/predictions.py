@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from bpsrun.faults import checkpoint
 from bpsrun.files import atomic_dir
+from bpsrun.progress import progress
 
 
 def write_predictions(folder: Path, task: str, classes: list[str], files: list[str], probs: np.ndarray) -> None:
@@ -23,7 +23,7 @@ def write_predictions(folder: Path, task: str, classes: list[str], files: list[s
         p64 = probs.astype(np.float64)
         normalized = p64 / p64.sum(axis=1, keepdims=True)
         made: set[Path] = {task_dir}
-        for name, p, category in tqdm(
+        for name, p, category in progress(
             zip(files, normalized.tolist(), normalized.argmax(axis=1).tolist()),
             total=len(files),
             desc="exporting predictions",

@@ -18,6 +18,7 @@ from bpsrun.data.images import png_bytes
 from bpsrun.data.s3 import S3Location, client, s3_errors
 from bpsrun.errors import BpsrunError
 from bpsrun.faults import checkpoint
+from bpsrun.progress import progress
 
 log = logging.getLogger("bpsrun")
 
@@ -35,8 +36,6 @@ def remote_etags(s3, loc: S3Location, under: str) -> dict[str, str]:
 
 def publish(s3, loc: S3Location, objects: dict[str, Body], under: str, workers: int = 16) -> int:
     """Upload the objects (relative key -> bytes) that are new or changed under `prefix/under`. Returns the count."""
-    from tqdm.auto import tqdm
-
     existing = remote_etags(s3, loc, under)
 
     def send(name: str) -> bool:
@@ -49,7 +48,7 @@ def publish(s3, loc: S3Location, objects: dict[str, Body], under: str, workers: 
         return True
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        sent = sum(tqdm(pool.map(send, sorted(objects)), total=len(objects), desc=f"publish {under}", unit="file"))
+        sent = sum(progress(pool.map(send, sorted(objects)), total=len(objects), desc=f"publish {under}", unit="file"))
     log.info("published %d new or changed of %d files to %s", sent, len(objects), loc.url(loc.key(under)))
     return sent
 

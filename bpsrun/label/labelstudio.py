@@ -29,6 +29,7 @@ from bpsrun.label.base import LabelContext
 from bpsrun.label.exports import Annotation, flatten, newest_per_file, parse, read_export
 from bpsrun.label.jsonmin import CHOICE_KEY, record
 from bpsrun.label.studio_api import LabelStudio
+from bpsrun.progress import progress
 
 log = logging.getLogger("bpsrun")
 
@@ -205,10 +206,8 @@ class LabelStudioLabeler:
 
     def poll(self, project: int, r: int, picks: list[str]) -> dict[str, Annotation]:
         """The round's labels so far; with labeling.wait, once all are in (or labeling.timeout_s passes)."""
-        from tqdm.auto import tqdm
-
         deadline = time.monotonic() + float(self.cfg.timeout_s) if self.cfg.timeout_s else None
-        with tqdm(
+        with progress(
             total=len(picks), desc=f"round {r}: labeled in Label Studio", unit="img", disable=not self.cfg.wait
         ) as bar:
             while True:

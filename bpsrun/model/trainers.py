@@ -3,12 +3,38 @@ deterministic): classifier training, validation and prediction, and the self-sup
 
 from __future__ import annotations
 
+import sys
+
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from pytorch_lightning.callbacks import ProgressBar
 
 from bpsrun.model.schedules import Schedule
 from bpsrun.plugins import build
+from bpsrun.progress import interactive
+
+
+class LineProgressBar(ProgressBar):
+    """One line per tenth of the epochs (and the last), with the logged metrics; for output that is no terminal."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enabled = True
+
+    def disable(self) -> None:
+        self.enabled = False
+
+    def enable(self) -> None:
+        self.enabled = True
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch, total = trainer.current_epoch + 1, trainer.max_epochs or 0
+        if not self.enabled or not trainer.is_global_zero or (epoch % max(total // 10, 1) and epoch != total):
+            return
+        metrics = {k: v for k, v in self.get_metrics(trainer, pl_module).items() if k != "v_num"}
+        shown = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+        print(f"{type(pl_module).__name__} epoch {epoch}/{total}: {shown}", file=sys.stderr, flush=True)
 
 
 class Trainers:
@@ -22,4 +48,6 @@ class Trainers:
 
     def trainer(self, **overrides) -> pl.Trainer:
         """A Trainer from `trainer.lightning`, with `overrides` (e.g. the embedding's own max_epochs)."""
+        if not interactive() and overrides.get("enable_progress_bar", True):  # a log file gets lines, not frames
+            overrides["callbacks"] = [*overrides.get("callbacks", []), LineProgressBar()]
         return instantiate(self.cfg.lightning, **overrides)

@@ -1,0 +1,52 @@
+"""A new learner and a new labeler plug in through `_target_`: a class (tests/toy_parts.py) and a YAML
+(tests/toy_conf/), found by Hydra's search path; nothing in bpsrun is edited."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bpsrun.errors import BpsrunError
+from bpsrun.label.oracle import read_truth
+from tests.conftest import compose_config, run_in_process
+
+TOY_CONF = Path(__file__).resolve().parent / "toy_conf"
+
+
+def test_a_toy_learner_and_labeler_run_a_campaign(tmp_path, shared_data):
+    overrides = ("round=2", "model=nearest_mean", "labeling=first_half", "campaign=toy")
+    run_in_process(*overrides, outputs=tmp_path, data=shared_data, conf=TOY_CONF)
+    root = tmp_path / "toy"
+    cfg = compose_config(*overrides, outputs=tmp_path, data=shared_data, conf=TOY_CONF)
+    truth = read_truth(Path(cfg.dataset.cache_dir) / "synthetic-n60-s1234" / "truth.csv", ["track", "no track"])
+    for r in (1, 2):
+        picks = (root / f"round_{r}" / "selected.txt").read_text().splitlines()
+        labels = json.loads((root / f"round_{r}" / "labels.json").read_text())
+        assert [rec["file_name"] for rec in labels] == picks[:4]  # the toy labeler's first half, nothing more
+        assert {rec["annotator"] for rec in labels} == {"toy"}
+        assert all(rec["choice"] == truth[rec["file_name"]] for rec in labels)
+        metrics = json.loads((root / f"round_{r}" / "metrics.json").read_text())
+        assert metrics["n_labeled"] == 4 * r
+        means = np.load(root / f"round_{r}" / "model.pt")  # the toy learner's own format: one mean image per class
+        assert means.shape == (2, cfg.model.image_size**2)
+    # round 2 (active: entropy) read round 1's toy predictions: its picks are the most uncertain of the pool
+    preds = root / "round_1" / "lightly" / ".lightly" / "predictions" / "bps-classification"
+    margin = {}
+    for f in preds.glob("*_proj.json"):
+        rec = json.loads(f.read_text())
+        margin[rec["file_name"]] = abs(rec["predictions"][0]["probabilities"][0] - 0.5)
+    picked = (root / "round_2" / "selected.txt").read_text().splitlines()
+    rest = set(margin) - set(picked) - set((root / "round_1" / "selected.txt").read_text().splitlines())
+    assert max(margin[f] for f in picked) <= min(margin[f] for f in rest) + 1e-12
+
+
+def test_a_part_without_target_is_named(tmp_path):
+    with pytest.raises(BpsrunError, match=r"labeling: the config has no _target_"):
+        run_in_process("~labeling._target_", outputs=tmp_path)
+    assert not (tmp_path / "synthetic-active-s0").exists()  # refused before the campaign wrote anything
+
+
+def test_the_old_scalar_keys_name_their_config_group(tmp_path):
+    with pytest.raises(BpsrunError, match=r"use selection/backend=lightly_worker"):
+        run_in_process("selection.backend=lightly_worker", outputs=tmp_path)
