@@ -75,6 +75,7 @@ class Campaign:
         pending = {r: validated(ctx, r) for r in range(1, target + 1) if not layout.selected(r).exists()}
         backend: SelectionBackend = build(cfg.selection.backend, "selection/backend")
         embedding: Embedding = build(cfg.embedding, "embedding", context=ctx.embed_context())
+        ctx.learner()  # a model config that cannot be built is refused here, not after the first round's labels
         if cfg.reference.enabled:
             check_truth(files, truth)
         split = SplitSpec(**OmegaConf.to_container(cfg.split, resolve=True))
