@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from bpsrun.data.pool import Pool
 from bpsrun.data.prepare import prepare, require_truth
 from bpsrun.data.sources import DatasetFiles
 from bpsrun.embed.base import Embedding
-from bpsrun.errors import BpsrunError
+from bpsrun.errors import AwaitingLabels, BpsrunError
 from bpsrun.export.s3 import publish_campaign
 from bpsrun.files import atomic_write_json
 from bpsrun.identity import check_identity
@@ -36,7 +37,8 @@ from bpsrun.reference import check_truth
 from bpsrun.report.campaign_table import campaign_table
 from bpsrun.selection.backend import SelectionBackend
 from bpsrun.selection.stage import finished_picks, select_round, validated
-from bpsrun.tracking.round_log import log_round, open_tracker
+from bpsrun.signals import sigterm_exits
+from bpsrun.tracking.round_log import log_round, open_tracker, start_round
 from bpsrun.tracking.runs import Tracker
 
 log = logging.getLogger("bpsrun")
@@ -57,11 +59,13 @@ class Campaign:
         root = self.layout.root
         fresh = not root.exists()
         try:
-            with campaign_lock(root):
+            with sigterm_exits(), campaign_lock(root):
                 return self.run_locked(target)
-        except BpsrunError:
-            if fresh and {p.name for p in root.iterdir()} <= {".lock"}:  # a start that wrote nothing
-                shutil.rmtree(root)
+        except BaseException as exc:
+            if self._tracker is not None:  # the runs say how it ended: waiting for people, stopped, or failed
+                self._tracker.end(end_status(exc))
+            if isinstance(exc, BpsrunError) and fresh and {p.name for p in root.iterdir()} <= {".lock"}:
+                shutil.rmtree(root)  # a start that wrote nothing
             raise
 
     def run_locked(self, target: int) -> float:
@@ -81,6 +85,7 @@ class Campaign:
         split = SplitSpec(**OmegaConf.to_container(cfg.split, resolve=True))
         ctx.truth = truth
         ctx.pool = Pool(prepare(files, split, layout.manifest, layout.metadata, truth))
+        self._tracker = open_tracker(cfg)  # the inputs are sound: the campaign's run is live from here on
         if not layout.identity.exists():
             atomic_write_json(layout.identity, identity)
         self.publish("data/", "lightly/.lightly/metadata/")
@@ -88,8 +93,7 @@ class Campaign:
             self.run_round(r, pending, labeler, backend, embedding)
         reference = train_reference(ctx, self.tracker) if cfg.reference.enabled else None
         self.publish("lightly/.lightly/predictions/", round_=target)
-        if self._tracker is not None:
-            self._tracker.close()
+        self.tracker.end("FINISHED")
         print(campaign_table(cfg.campaign, layout, target, reference), flush=True)
         return float(ctx.read_metrics(target)["val_accuracy"])
 
@@ -101,23 +105,31 @@ class Campaign:
         backend: SelectionBackend,
         embedding: Embedding,
     ) -> None:
-        ctx, layout = self.ctx, self.layout
-        if layout.selected(r).exists():
-            picks = finished_picks(ctx, r)
-        else:
+        ctx, layout, tracker = self.ctx, self.layout, self.tracker
+        picks = finished_picks(ctx, r) if layout.selected(r).exists() else None
+        if picks is not None and tracker.round_logged(r):
+            return
+        start_round(ctx, tracker, r)
+        if picks is None:
+            started = time.monotonic()
             picks = select_round(ctx, r, pending[r], backend, embedding)
+            tracker.log_metrics(r, {"select/seconds": time.monotonic() - started, "select/picked": len(picks)})
         if not layout.labels(r).exists():
             label_round(layout, r, labeler, picks, self.cfg.labeling.name)
-        learner = train_round(ctx, r) if not layout.metrics(r).exists() else None
+        learner = None
+        if layout.metrics(r).exists():  # trained by an earlier run: its curves go to this round's new run
+            tracker.log_history(r, ctx.read_metrics(r)["history"])
+        else:
+            with ctx.trainers.logging_to(tracker.round_logger(r)):
+                learner = train_round(ctx, r)
         if not (layout.predictions(r) / "tasks.json").exists():
             predict_round(ctx, r, learner)
-        log_round(ctx, self.tracker, r)
+        log_round(ctx, tracker, r)
 
     @property
     def tracker(self) -> Tracker:
-        """The campaign's MLflow parent run, opened when a stage first logs."""
-        if self._tracker is None:
-            self._tracker = open_tracker(self.cfg)
+        """The campaign's MLflow runs (opened once the run's checks have passed)."""
+        assert self._tracker is not None
         return self._tracker
 
     def publish(self, *parts: str, round_: int | None = None) -> None:
@@ -130,3 +142,9 @@ class Campaign:
         publish_campaign(
             spec, images, self.layout.lightly if round_ is None else self.layout.round_lightly(round_), parts
         )
+
+
+def end_status(exc: BaseException) -> str:
+    if isinstance(exc, AwaitingLabels):
+        return "SCHEDULED"
+    return "KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "FAILED"

@@ -87,17 +87,34 @@ def test_mlflow_parent_and_children(campaign):
     children = [r for r in runs if r.data.tags.get("bpsrun.kind") == "round"]
     assert len(parents) == 1 and len(children) == 2
     parent = parents[0]
-    assert parent.data.tags["campaign"] == CAMPAIGN and parent.data.tags["selection"] == "active"
-    assert parent.data.tags["seed"] == "0"
+    assert parent.info.status == "FINISHED" and parent.data.tags["campaign"] == CAMPAIGN
+    assert parent.data.params["selection.name"] == "active" and parent.data.params["seed"] == "0"
+    assert parent.data.params["selection.n_samples"] == "8" and parent.data.params["model.name"] == "small_cnn"
+    assert not any("token" in k.lower() for k in parent.data.params)
     client = MlflowClient(tracking_uri=f"sqlite:///{outputs}/mlflow.db")
-    history = client.get_metric_history(parent.info.run_id, "n_labeled")
-    assert sorted((m.step, m.value) for m in history) == [(1, 8.0), (2, 16.0)]
+    experiment = client.get_experiment_by_name("bpsrun-synthetic")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on the runs table
+    curve = client.get_metric_history(parent.info.run_id, "val/accuracy")  # the campaign's learning curve
+    assert sorted(m.step for m in curve) == [8, 16]
     for child in children:
+        r = int(child.data.tags["bpsrun.round"])
+        assert child.info.status == "FINISHED" and child.info.end_time > child.info.start_time
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        assert child.data.params["selection.name"] == "active"
-        assert "val_accuracy" in child.data.metrics and "train_loss" in child.data.metrics
+        assert child.data.params["round"] == str(r) and child.data.params["n_labeled"] == str(8 * r)
+        metrics = json.loads((outputs / CAMPAIGN / f"round_{r}" / "metrics.json").read_text())
+        assert child.data.metrics["val/accuracy"] == pytest.approx(metrics["val_accuracy"], abs=1e-6)
+        losses = client.get_metric_history(child.info.run_id, "train/loss")  # one point per epoch, live
+        assert len(losses) == 2 and len({m.step for m in losses}) == 2
+        for name in child.data.metrics:
+            history = client.get_metric_history(child.info.run_id, name)
+            assert all(m.value == m.value for m in history), name  # no NaN
+            assert len({m.step for m in history}) == len(history), f"{name} logged twice at one step"
+        assert {"val_acc", "val_accuracy", "val_balanced_acc"}.isdisjoint(child.data.metrics)
         names = {a.path for a in client.list_artifacts(child.info.run_id)}
-        assert names == {"selected.txt", "labels.json", "metrics.json", "confusion.png", "picks.png"}
+        assert names == {
+            "selected.txt", "labels.json", "metrics.json", "confusion.png", "picks.png", "config.yaml",
+            "predictions.zip",
+        }  # fmt: skip
 
 
 def test_rerun_of_finished_rounds_changes_nothing(campaign, shared_data):

@@ -32,7 +32,7 @@ def test_model_trains_and_predicts(model):
     y = np.array([0, 1] * 4)
     m = learner(f"model={model}", "model.image_size=48")
     history = m.fit((x, y), (x, y), seed=0)
-    assert len(history) == 1 and "train/loss" in history[0] and "val/acc" in history[0]
+    assert len(history) == 1 and "train/loss" in history[0] and "val/accuracy" in history[0]
     probs = m.predict_proba(x)
     assert probs.shape == (8, 2) and np.allclose(probs.sum(axis=1), 1.0)
     assert sum(p.numel() for p in m.module.parameters()) > 1000

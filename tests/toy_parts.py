@@ -23,7 +23,7 @@ class NearestMean:
     def fit(self, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], seed: int) -> list[dict]:
         x, y = train[0].reshape(len(train[0]), -1).astype(np.float64), train[1]
         self.means = np.stack([x[y == c].mean(axis=0) if (y == c).any() else x.mean(axis=0) for c in range(2)])
-        return [{"epoch": 0, "val/acc": self.evaluate(val)["val_accuracy"]}]
+        return [{"epoch": 0, "step": 0, "val/accuracy": self.evaluate(val)["val_accuracy"]}]
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         d = ((x.reshape(len(x), 1, -1).astype(np.float64) - self.means[None]) ** 2).mean(axis=2)

@@ -61,7 +61,7 @@ class History(pl.Callback):
 
     def record(self, trainer: pl.Trainer) -> None:
         row = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        self.rows.append({"epoch": len(self.rows), **row})
+        self.rows.append({"epoch": len(self.rows), "step": trainer.global_step, **row})
 
     def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         if trainer.current_epoch > len(self.rows):
@@ -98,15 +98,15 @@ class ImageClassifier:
         pl.seed_everything(seed, workers=True, verbose=False)
         self.module = self.fresh()
         history = History()
-        self.trainers.trainer(callbacks=[history]).fit(self.module, datamodule=self.data(train=train, val=val))
+        self.trainers.fit_trainer(callbacks=[history]).fit(self.module, datamodule=self.data(train=train, val=val))
         return history.rows
 
     def evaluate(self, val: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
         trainer = self.trainers.trainer(enable_progress_bar=False)
         (scores,) = trainer.validate(self.module, datamodule=self.data(val=val), verbose=False)
         return {
-            "val_accuracy": round(scores["val/acc"], 6),
-            "val_balanced_accuracy": round(scores["val/balanced_acc"], 6),
+            "val_accuracy": round(scores["val/accuracy"], 6),
+            "val_balanced_accuracy": round(scores["val/balanced_accuracy"], 6),
             "val_f1": round(scores["val/f1"], 6),
             "confusion": self.module.confusion.compute().tolist(),
         }

@@ -39,8 +39,8 @@ class NucleusClassifier(pl.LightningModule):
         self.criterion = nn.CrossEntropyLoss()
         self.val_metrics = MetricCollection(
             {
-                "acc": MulticlassAccuracy(num_classes=num_classes, average="micro"),
-                "balanced_acc": MulticlassAccuracy(num_classes=num_classes, average="macro"),
+                "accuracy": MulticlassAccuracy(num_classes=num_classes, average="micro"),
+                "balanced_accuracy": MulticlassAccuracy(num_classes=num_classes, average="macro"),
                 "f1": MulticlassF1Score(num_classes=num_classes, average="macro"),
             },
             prefix="val/",
@@ -71,7 +71,7 @@ class NucleusClassifier(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         values = self.val_metrics.compute()
-        self.log("val/acc", values.pop("val/acc"), prog_bar=True)
+        self.log("val/accuracy", values.pop("val/accuracy"), prog_bar=True)
         self.log_dict(values)
         self.val_metrics.reset()
 

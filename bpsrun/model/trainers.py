@@ -4,11 +4,14 @@ deterministic): classifier training, validation and prediction, and the self-sup
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ProgressBar
+from pytorch_lightning.loggers import Logger
 
 from bpsrun.model.schedules import Schedule
 from bpsrun.plugins import build
@@ -45,6 +48,20 @@ class Trainers:
         self.eval_batch_size = int(cfg.eval_batch_size)
         self.min_samples_per_epoch = int(cfg.min_samples_per_epoch)
         self.lr_schedule: Schedule = build(cfg.lr_schedule, "trainer/lr_schedule")
+        self.fit_logger: Logger | bool = False  # the round's MLflow run while a campaign trains (logging_to)
+
+    @contextmanager
+    def logging_to(self, logger: Logger) -> Iterator[None]:
+        """Training inside the block logs its curves to `logger` as they happen."""
+        self.fit_logger = logger
+        try:
+            yield
+        finally:
+            self.fit_logger = False
+
+    def fit_trainer(self, **overrides) -> pl.Trainer:
+        """A Trainer for training a learner: the same as `trainer`, logging to `fit_logger`."""
+        return self.trainer(logger=self.fit_logger, **overrides)
 
     def trainer(self, **overrides) -> pl.Trainer:
         """A Trainer from `trainer.lightning`, with `overrides` (e.g. the embedding's own max_epochs)."""

@@ -1,9 +1,12 @@
-"""The log stage: a finished round's files -> its MLflow child run (params, curves, summary, figures)."""
+"""The campaign's MLflow runs from its files: the parent run's params, a round's start, and the log stage (a
+finished round's figures, artifacts and headline metrics; its run then ends FINISHED)."""
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,30 +16,51 @@ from bpsrun.context import Context
 from bpsrun.label.jsonmin import read_labels
 from bpsrun.tracking.figures import confusion_png, picks_png
 from bpsrun.tracking.runs import Tracker, summary_metrics
+from bpsrun.tracking.store import SECRET
 
 log = logging.getLogger("bpsrun")
 
 
+def resolved(cfg: DictConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
 def open_tracker(cfg: DictConfig) -> Tracker:
-    """The campaign's parent run in `tracking.uri` (one experiment per dataset)."""
+    """The campaign's parent run in `tracking.uri` (one experiment per dataset), its params the whole config."""
     tags = {"campaign": cfg.campaign, "selection": cfg.selection.name, "seed": str(cfg.seed),
             "dataset": cfg.dataset.name, "model": cfg.model.name}  # fmt: skip
     artifacts = Path(cfg.paths.outputs) / "mlartifacts"
-    return Tracker(cfg.tracking.uri, f"bpsrun-{cfg.dataset.name}", cfg.campaign, tags, artifacts)
+    tracker = Tracker(cfg.tracking.uri, f"bpsrun-{cfg.dataset.name}", cfg.campaign, tags, artifacts)
+    tracker.open(resolved(cfg))
+    return tracker
+
+
+def start_round(ctx: Context, tracker: Tracker, r: int) -> None:
+    tracker.start_round(r, {**resolved(ctx.cfg), "round": r})  # the round this run is, not the target
+
+
+def without_secrets(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: without_secrets(v) for k, v in data.items() if not SECRET.search(str(k))}
+    if isinstance(data, list):
+        return [without_secrets(v) for v in data]
+    return data
 
 
 def log_round(ctx: Context, tracker: Tracker, r: int) -> None:
-    if tracker.round_logged(r):
-        return
     layout = ctx.layout
-    metrics = json.loads(layout.metrics(r).read_text())
+    metrics = ctx.read_metrics(r)
     title = f"round {r}: {metrics['n_labeled']} labels"
     confusion_png(layout.confusion_png(r), metrics["confusion"], ctx.classes, title)
     labels = read_labels(layout.labels(r), ctx.classes)
     labeled = [f for f in layout.read_selected(r) if f in labels]  # labeling.partial=proceed may leave some out
     picks_png(layout.picks_png(r), [ctx.pool.path_of[f] for f in labeled], [labels[f] for f in labeled])
-    params: dict[str, Any] = OmegaConf.to_container(ctx.cfg, resolve=True)
-    params["selection_config"] = json.loads(layout.selection(r).read_text())
-    artifacts = [layout.selected(r), layout.labels(r), layout.metrics(r), layout.confusion_png(r), layout.picks_png(r)]
-    tracker.log_round(r, params, metrics["history"], summary_metrics(metrics), artifacts)
+    selection = json.loads(layout.selection(r).read_text())
+    tracker.log_params(r, {"n_labeled": metrics["n_labeled"], "selection_config": selection})
+    files = [layout.selected(r), layout.labels(r), layout.metrics(r), layout.confusion_png(r), layout.picks_png(r)]
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "config.yaml"
+        config.write_text(OmegaConf.to_yaml(OmegaConf.create(without_secrets(resolved(ctx.cfg)))))
+        archive = shutil.make_archive(str(Path(tmp) / "predictions"), "zip", layout.round_lightly(r))
+        tracker.finish_round(r, metrics["n_labeled"], summary_metrics(metrics), [*files, config, Path(archive)])
     log.info("round %d: logged to MLflow (%s)", r, ctx.cfg.tracking.uri)

@@ -37,9 +37,18 @@ def flatten(cfg: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
+# MLflow 3's UI opens an experiment of this kind on its runs table (other kinds open on the GenAI overview)
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def open_experiment(uri: str, name: str, artifact_root: Path) -> tuple[MlflowClient, str]:
     """A client and the experiment's id, created on first use. Parallel sweep jobs race to create a new sqlite
-    store ("table already exists") and experiment, so the first touch of a sqlite store holds a file lock."""
+    store ("table already exists") and experiment, so the first touch of a sqlite store holds a file lock.
+
+    A local store keeps artifacts in `artifact_root`; a tracking server decides where they go (its
+    `--default-artifact-root` or `--artifacts-destination`, e.g. S3), so none is forced on it.
+    """
+    local = not uri.startswith(("http://", "https://"))
     lock = (
         shared_lock(Path(f"{uri.removeprefix('sqlite:///')}.lock")) if uri.startswith("sqlite:///") else nullcontext()
     )
@@ -48,8 +57,11 @@ def open_experiment(uri: str, name: str, artifact_root: Path) -> tuple[MlflowCli
         exp = client.get_experiment_by_name(name)
         if exp is not None:
             return client, exp.experiment_id
-        artifact_root.mkdir(parents=True, exist_ok=True)
-        return client, client.create_experiment(name, artifact_location=artifact_root.resolve().as_uri())
+        location = None
+        if local:
+            artifact_root.mkdir(parents=True, exist_ok=True)
+            location = artifact_root.resolve().as_uri()
+        return client, client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
 
 
 def log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
@@ -64,10 +76,10 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: list[Metric]) -> Non
 
 
 def history_metrics(history: list[dict[str, float]], now: int) -> list[Metric]:
-    """Per-epoch training curves, one step per epoch."""
+    """Per-epoch training curves at the optimiser step each epoch ended on, as Lightning's MLFlowLogger logs them."""
     return [
-        Metric(key.replace("/", "_"), value, now, int(row["epoch"]))
+        Metric(key, value, now, int(row["step"]))
         for row in history
         for key, value in row.items()
-        if key != "epoch"
+        if key not in ("epoch", "step")
     ]
