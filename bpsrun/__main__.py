@@ -1,4 +1,7 @@
-"""`python -m bpsrun [overrides]`: compose the Hydra config and bring the campaign up to `round`."""
+"""`bpsrun [overrides]` (or `python -m bpsrun`): compose the Hydra config and bring the campaign up to `round`.
+
+`bpsrun --help` lists the config groups and their choices; `bpsrun --cfg job` prints the composed config.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +12,13 @@ import warnings
 import hydra
 from omegaconf import DictConfig
 
+from bpsrun.config_path import config_dir
 from bpsrun.errors import AwaitingLabels, BpsrunError
 
 log = logging.getLogger("bpsrun")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
 def main(cfg: DictConfig) -> float:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)  # tips and device banners

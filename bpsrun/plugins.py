@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from bpsrun.errors import BpsrunError
 
 # keys that describe a choice (run names, the split's defaults) rather than configure the part
-DESCRIPTIVE = ("name", "group_by")
+DESCRIPTIVE = ("name", "group_by", "stratify_by")
 
 
 def build(node: DictConfig, where: str, **runtime: Any) -> Any:

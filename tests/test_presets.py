@@ -28,3 +28,14 @@ def test_preset_is_valid(preset):
         assert config["n_samples"] == selection["n_samples"]
     if preset in ("active", "bald", "hybrid", "typiclust", "bps_balanced"):
         assert round_config(selection, 2)["strategies"][0]["input"]["type"] == "SCORES"
+
+
+@pytest.mark.parametrize(
+    "dataset, stratify", [("synthetic", "particle_type"), ("bps", "particle_type"), ("folder", None)]
+)
+def test_split_defaults_follow_the_dataset(dataset, stratify):
+    """A folder of the user's own images has no BPS columns: its split is not stratified unless asked to be."""
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[f"dataset={dataset}"])
+    assert cfg.split.stratify_by == stratify
+    assert cfg.split.group_by == ("well" if dataset == "bps" else "none")
