@@ -11,9 +11,14 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from bpsrun.context import Context
+from bpsrun.data.manifest import read_manifest
+from bpsrun.data.pool import Pool
 from bpsrun.errors import BpsrunError
+from bpsrun.layout import Layout
 from bpsrun.lock import campaign_lock
-from tests.conftest import run_bpsrun, run_in_process, snapshot
+from bpsrun.tracking.round_log import captions
+from tests.conftest import compose_config, run_bpsrun, run_in_process, snapshot
 
 CAMPAIGN = "synthetic-active-s0"
 
@@ -172,3 +177,21 @@ def test_second_command_is_refused_and_dead_lock_is_taken_over(campaign, shared_
 def test_round_zero_is_refused(tmp_path):
     proc = run_bpsrun("round=0", outputs=tmp_path, check=False)
     assert proc.returncode == 2 and "rounds count from 1" in proc.stderr
+
+
+def test_pick_captions_name_the_file_label_and_the_prediction_picked_on(campaign, shared_data):
+    outputs, _ = campaign
+    cfg = compose_config("round=2", "selection=active", outputs=outputs, data=shared_data)
+    ctx = Context(cfg, Layout(outputs / CAMPAIGN))
+    ctx.pool = Pool(read_manifest(ctx.layout.manifest))
+    for r in (1, 2):
+        picks = ctx.layout.read_selected(r)
+        labels = ctx.labels_until(r)
+        lines = [c.split("\n") for c in captions(ctx, r, picks, labels)]
+        assert [line[1] for line in lines] == [f"label {labels[f]}" for f in picks]
+        assert all(Path(f).stem.endswith(line[0].lstrip("…")) for f, line in zip(picks, lines))
+        if r == 1:
+            assert {line[2] for line in lines} == {"no model yet"}
+        else:  # round 1's model's prediction for each pick, as its Lightly prediction file says
+            probs = ctx.previous_probs(2, picks)
+            assert [line[2] for line in lines] == [f"pred {ctx.classes[p.argmax()]} {p.max():.2f}" for p in probs]

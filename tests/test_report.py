@@ -87,7 +87,7 @@ def test_multirun_ends_with_a_report_logged_to_mlflow(tmp_path, shared_data):
     (sweep_run,) = client.search_runs([exp], "tags.`bpsrun.kind` = 'sweep'")
     artifacts = {a.path for a in client.list_artifacts(sweep_run.info.run_id)}
     assert {"learning_curves.png", "summary.csv", "curves.csv", "report.md"} <= artifacts
-    assert sweep_run.data.metrics["diversity/aulc"] == pytest.approx(float(rows["diversity"]["aulc_mean"]))
+    assert sweep_run.data.metrics["aulc/diversity"] == pytest.approx(float(rows["diversity"]["aulc_mean"]))
     assert len(client.search_runs([exp], "tags.`bpsrun.kind` = 'reference'")) == 2
     parent = client.search_runs(
         [exp], "tags.`bpsrun.campaign` = 'cmp-synthetic-random-s1' and tags.`bpsrun.kind` = 'campaign'"

@@ -18,18 +18,20 @@ from bpsrun.tracking.store import log_metrics, log_params, open_experiment
 
 
 def sweep_metrics(rows: list[StrategySummary], full: tuple[float, float], now: int) -> list[Metric]:
-    out = [Metric("full_supervision_accuracy", full[0], now, 0)]
+    """Named `<measure>/<strategy>`: the UI's chart sections group by the first part, so every strategy's curve
+    sits in one section (`learning_curve/`), every AULC in another, and so on. NaN (no reference) is left out."""
+    out = [Metric("full_supervision/accuracy", full[0], now, 0)] if full[0] == full[0] else []
     for row in rows:
         s = row.strategy
-        out += [Metric(f"{s}/val_accuracy", row.accuracy[b][0], now, b) for b in row.budgets]  # the curve
-        out += [Metric(f"{s}/val_accuracy_sd", row.accuracy[b][1], now, b) for b in row.budgets]
-        out += [Metric(f"{s}/aulc", row.aulc[0], now, 0), Metric(f"{s}/aulc_sd", row.aulc[1], now, 0)]
+        out += [Metric(f"learning_curve/{s}", row.accuracy[b][0], now, b) for b in row.budgets]  # step = labels
+        out += [Metric(f"learning_curve_sd/{s}", row.accuracy[b][1], now, b) for b in row.budgets]
+        out += [Metric(f"aulc/{s}", row.aulc[0], now, 0), Metric(f"aulc_sd/{s}", row.aulc[1], now, 0)]
         if row.reached_95:
-            out.append(Metric(f"{s}/labels_to_95pct_full", row.labels_to_95[0], now, 0))
+            out.append(Metric(f"labels_to_95pct_full/{s}", row.labels_to_95[0], now, 0))
         if row.vs_random is not None:
-            out.append(Metric(f"{s}/aulc_vs_random", row.vs_random[0], now, 0))
-            out.append(Metric(f"{s}/aulc_vs_random_sd", row.vs_random[1], now, 0))
-    return out
+            out.append(Metric(f"aulc_vs_random/{s}", row.vs_random[0], now, 0))
+            out.append(Metric(f"aulc_vs_random_sd/{s}", row.vs_random[1], now, 0))
+    return [m for m in out if m.value == m.value]
 
 
 def log_sweep(

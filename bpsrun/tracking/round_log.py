@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bpsrun.context import Context
 from bpsrun.label.jsonmin import read_labels
-from bpsrun.tracking.figures import confusion_png, picks_png
+from bpsrun.tracking.figures import confusion_png, picks_png, short
 from bpsrun.tracking.runs import Tracker, summary_metrics
 from bpsrun.tracking.store import SECRET
 
@@ -47,6 +47,16 @@ def without_secrets(data: Any) -> Any:
     return data
 
 
+def captions(ctx: Context, r: int, files: list[str], labels: dict[str, str]) -> list[str]:
+    """File name, label, and what the previous round's model predicted for the pick (round 1 had no model)."""
+    probs = ctx.previous_probs(r, files)
+    out = []
+    for k, f in enumerate(files):
+        seen = "no model yet" if probs is None else f"pred {ctx.classes[probs[k].argmax()]} {probs[k].max():.2f}"
+        out.append(f"{short(f)}\nlabel {labels[f]}\n{seen}")
+    return out
+
+
 def log_round(ctx: Context, tracker: Tracker, r: int) -> None:
     layout = ctx.layout
     metrics = ctx.read_metrics(r)
@@ -54,7 +64,7 @@ def log_round(ctx: Context, tracker: Tracker, r: int) -> None:
     confusion_png(layout.confusion_png(r), metrics["confusion"], ctx.classes, title)
     labels = read_labels(layout.labels(r), ctx.classes)
     labeled = [f for f in layout.read_selected(r) if f in labels]  # labeling.partial=proceed may leave some out
-    picks_png(layout.picks_png(r), [ctx.pool.path_of[f] for f in labeled], [labels[f] for f in labeled])
+    picks_png(layout.picks_png(r), [ctx.pool.path_of[f] for f in labeled], captions(ctx, r, labeled, labels))
     selection = json.loads(layout.selection(r).read_text())
     tracker.log_params(r, {"n_labeled": metrics["n_labeled"], "selection_config": selection})
     files = [layout.selected(r), layout.labels(r), layout.metrics(r), layout.confusion_png(r), layout.picks_png(r)]
