@@ -78,7 +78,7 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: list[Metric]) -> Non
 def history_metrics(history: list[dict[str, float]], now: int) -> list[Metric]:
     """Per-epoch training curves at the optimiser step each epoch ended on, as Lightning's MLFlowLogger logs them."""
     return [
-        Metric(key, value, now, int(row["step"]))
+        Metric(key, value, now, int(row.get("step", row["epoch"])))  # rows recorded before steps were kept: epochs
         for row in history
         for key, value in row.items()
         if key not in ("epoch", "step")
