@@ -108,6 +108,7 @@ class Campaign:
         ctx, layout, tracker = self.ctx, self.layout, self.tracker
         picks = finished_picks(ctx, r) if layout.selected(r).exists() else None
         if picks is not None and tracker.round_logged(r):
+            ctx.read_metrics(r)  # a damaged state file of a finished round stops the run before later rounds' work
             return
         start_round(ctx, tracker, r)
         if picks is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +62,7 @@ class Context:
         return read_predictions(self.layout.predictions(r - 1), self.task, files)
 
     def read_metrics(self, r: int) -> dict:
-        return json.loads(self.layout.metrics(r).read_text())
+        return self.layout.read_state(self.layout.metrics(r))
 
     def labels_until(self, r: int) -> dict[str, str]:
         labels: dict[str, str] = {}

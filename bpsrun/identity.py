@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -25,7 +24,7 @@ def check_identity(cfg: DictConfig, layout: Layout) -> dict[str, Any]:
     identity = campaign_identity(cfg)
     path = layout.identity
     if path.exists():
-        stored = json.loads(path.read_text())
+        stored = layout.read_state(path)
         stored["dataset"] = identity_of(stored.get("dataset") or {})  # older campaigns stored the loader's name
         for key, value in identity.items():
             if stored.get(key) != value:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from bpsrun.errors import BpsrunError
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,16 @@ class Layout:
 
     def picks_png(self, r: int) -> Path:
         return self.round_dir(r) / "picks.png"
+
+    def read_state(self, path: Path) -> Any:
+        """A JSON state file the campaign wrote; damaged (hand-edited, truncated) is a message naming the fix."""
+        try:
+            return json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BpsrunError(
+                f"{path}: the campaign's state file is damaged ({type(exc).__name__}: {exc}); delete it (or its "
+                f"round folder {path.parent.name}/) and rerun: the stage that writes it runs again"
+            ) from None
 
     def read_selected(self, r: int) -> list[str]:
         return self.selected(r).read_text().splitlines()

@@ -154,8 +154,60 @@ def labeled(tasks, **change):
     return [{**t, "id": k, "annotation_id": k, "choice": "track", **change} for k, t in enumerate(tasks)]
 
 
+def edit_picks(edit: Callable[[list[str], Path], list[str]]) -> Callable[[Path], None]:
+    """Hand-edit round 1's selected.txt of the finished campaign."""
+
+    def apply(out: Path) -> None:
+        path = out / "synthetic-active-s0" / "round_1" / "selected.txt"
+        path.write_text("".join(f"{f}\n" for f in edit(path.read_text().splitlines(), out)))
+
+    return apply
+
+
+def a_validation_image(out: Path) -> str:
+    rows = (out / "synthetic-active-s0" / "manifest.csv").read_text().splitlines()[1:]
+    return next(r.split(",")[0] for r in rows if r.split(",")[2] == "val")
+
+
 LS = ("labeling=labelstudio", "campaign=ls", "round=1")
 CAMPAIGN_CASES = {
+    "selected emptied": (("round=2",), edit_picks(lambda picks, out: []), ["selected.txt: it is empty", "delete"]),
+    "selected duplicate": (
+        ("round=2",),
+        edit_picks(lambda picks, out: picks[:-1] + picks[:1]),
+        ["selected.txt: it lists an image twice"],
+    ),
+    "selected unknown image": (
+        ("round=2",),
+        edit_picks(lambda picks, out: picks[:-1] + ["nope.tif"]),
+        ["selected.txt: 'nope.tif' is not a training-pool image"],
+    ),
+    "selected validation image": (
+        ("round=2",),
+        edit_picks(lambda picks, out: picks[:-1] + [a_validation_image(out)]),
+        ["is not a training-pool image", "validation images are never picked"],
+    ),
+    "selected over budget": (
+        ("round=1",),
+        lambda out: (out / "synthetic-active-s0/round_1/selected.txt").write_text(
+            "".join(
+                f"{r.split(',')[0]}\n"
+                for r in (out / "synthetic-active-s0/manifest.csv").read_text().splitlines()[1:]
+                if r.split(",")[2] == "train"
+            )
+        ),  # fmt: skip
+        ["more than the round's n_samples=8"],
+    ),
+    "metrics damaged": (
+        ("round=2",),
+        lambda out: (out / "synthetic-active-s0/round_1/metrics.json").write_text('{"round": 1, "n_lab'),
+        ["round_1/metrics.json: the campaign's state file is damaged", "delete it"],
+    ),
+    "selection config damaged": (
+        ("round=1",),
+        lambda out: (out / "synthetic-active-s0/round_1/selection.json").write_bytes(b"\xff\x00"),
+        ["round_1/selection.json: the campaign's state file is damaged"],
+    ),
     "export malformed": (
         LS,
         lambda out: (out / "ls/round_1/labelstudio/export.json").write_text('[{"image": '),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from bpsrun.layout import Layout
@@ -14,7 +13,7 @@ def row(name: str | int, m: dict[str, Any]) -> str:
 
 def campaign_table(campaign: str, layout: Layout, rounds: int, reference: dict[str, Any] | None) -> str:
     lines = ["", f"campaign {campaign}", f"{'round':>5}  {'labeled':>7}  {'val acc':>7}  {'bal acc':>7}"]
-    lines += [row(r, json.loads(layout.metrics(r).read_text())) for r in range(1, rounds + 1)]
+    lines += [row(r, layout.read_state(layout.metrics(r))) for r in range(1, rounds + 1)]
     if reference is not None:
         lines.append(row("full", reference))
     return "\n".join(lines)

@@ -44,8 +44,9 @@ def validated(ctx: Context, r: int) -> dict[str, Any]:
 
 
 def finished_picks(ctx: Context, r: int) -> list[str]:
-    """A finished round's picks; asking for another selection there is refused (rounds are never redone)."""
-    stored = json.loads(ctx.layout.selection(r).read_text())
+    """A finished round's picks, checked against the rest of the campaign's state; asking for another selection
+    there is refused (rounds are never redone)."""
+    stored = ctx.layout.read_state(ctx.layout.selection(r))
     asked = requested(ctx, r)
     if stored != asked:
         raise BpsrunError(
@@ -53,7 +54,32 @@ def finished_picks(ctx: Context, r: int) -> list[str]:
             f"you asked for {json.dumps(asked)}. Finished rounds are never redone: keep the "
             f"selection, or start a new campaign with campaign=<new name>"
         )
-    return ctx.layout.read_selected(r)
+    picks = ctx.layout.read_selected(r)
+    check_picks(ctx, r, picks, stored)
+    return picks
+
+
+def check_picks(ctx: Context, r: int, picks: list[str], config: dict[str, Any]) -> None:
+    """selected.txt as the select stage wrote it: training-pool images, each once, none picked before, no more
+    than the budget (a hand-edited or emptied file would silently change what the model learns from)."""
+    path, pool = ctx.layout.selected(r), ctx.pool.train_index
+    earlier = set(ctx.layout.labeled_before(r))
+    problem = None
+    if not picks:
+        problem = "it is empty"
+    elif len(set(picks)) != len(picks):
+        problem = "it lists an image twice"
+    elif unknown := [f for f in picks if f not in pool]:
+        problem = f"{unknown[0]!r} is not a training-pool image of manifest.csv (validation images are never picked)"
+    elif again := [f for f in picks if f in earlier]:
+        problem = f"{again[0]!r} was already picked in an earlier round"
+    elif "n_samples" in config and len(picks) > int(config["n_samples"]):
+        problem = f"it lists {len(picks)} images, more than the round's n_samples={config['n_samples']}"
+    if problem:
+        raise BpsrunError(
+            f"{path}: {problem}; the file is the select stage's output and must not be edited: delete "
+            f"{path.parent}/ to select round {r} again, or restore the file"
+        )
 
 
 def inputs_for(ctx: Context, r: int, config: dict[str, Any], embedding: Embedding) -> SelectionInputs:

@@ -3,7 +3,6 @@ finished round's figures, artifacts and headline metrics; its run then ends FINI
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
@@ -65,7 +64,7 @@ def log_round(ctx: Context, tracker: Tracker, r: int) -> None:
     labels = read_labels(layout.labels(r), ctx.classes)
     labeled = [f for f in layout.read_selected(r) if f in labels]  # labeling.partial=proceed may leave some out
     picks_png(layout.picks_png(r), [ctx.pool.path_of[f] for f in labeled], captions(ctx, r, labeled, labels))
-    selection = json.loads(layout.selection(r).read_text())
+    selection = layout.read_state(layout.selection(r))
     tracker.log_params(r, {"n_labeled": metrics["n_labeled"], "selection_config": selection})
     files = [layout.selected(r), layout.labels(r), layout.metrics(r), layout.confusion_png(r), layout.picks_png(r)]
     with tempfile.TemporaryDirectory() as tmp:
