@@ -16,6 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from bpsrun.checks import check_config
 from bpsrun.context import Context
 from bpsrun.data.manifest import SplitSpec
 from bpsrun.data.pool import Pool
@@ -46,6 +47,7 @@ log = logging.getLogger("bpsrun")
 
 class Campaign:
     def __init__(self, cfg: DictConfig):
+        check_config(cfg)  # every value refused in one line before anything is written
         self.cfg = cfg
         self.layout = Layout(Path(cfg.paths.outputs) / cfg.campaign)
         self.ctx = Context(cfg, self.layout)
@@ -54,8 +56,6 @@ class Campaign:
     def run(self) -> float:
         """Bring the campaign up to `round`; the last round's validation accuracy."""
         target = self.cfg.round
-        if not isinstance(target, int) or target < 1:
-            raise BpsrunError(f"round={target!r}: rounds count from 1; run e.g. `python -m bpsrun round=2`")
         root = self.layout.root
         fresh = not root.exists()
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from bpsrun.files import atomic_file
 
 BPS_NAME = re.compile(r"^P(?P<plate>\d+)_(?P<barcode>\d+)-(?P<well>[A-Z]+\d+)_(?P<field>\d+)_(?P<object>\d+)_proj\.")
 GROUP_BY = ("none", "well", "plate")
+NAME_MAX = 255  # bytes per file name on common file systems
+RENDER_SUFFIX = ".png"  # the longest name bpsrun derives from an image's: `<name>.png` renders for Label Studio
 
 
 @dataclass(frozen=True)
@@ -30,13 +33,46 @@ class SplitSpec:
     seed: int = 0
 
 
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot be an image's file name (None if it can), with the fix.
+
+    Names are plain file names directly in the dataset folder: bpsrun joins them to its own folders (Lightly's
+    `<stem>.json`, `<name>.png` renders, `selected.txt` lines), so a name must not climb out (`..`, absolute), hide a
+    folder (`/`, `\\`), break a line, or hide a file.
+    """
+    for ch in name:
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cs"):
+            what = "a line break" if ch in "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029" else "a control character"
+            return f"has {what} (U+{ord(ch):04X}); rename the file"
+    if name.startswith("/"):
+        return "is an absolute path; list names relative to dataset.path"
+    parts = name.replace("\\", "/").split("/")
+    if ".." in parts:
+        return "has a '..' part, which points outside dataset.path; list the images in dataset.path by their own names"
+    if "\\" in name:
+        return "has a backslash; rename the file (plain file names, no folders)"
+    if "/" in name:
+        return "is in a subfolder; put the images directly in dataset.path (no subfolders) and list their names"
+    if name.startswith("."):
+        return "is a hidden file (leading dot); rename the file"
+    if len((name + RENDER_SUFFIX).encode()) > NAME_MAX:
+        return f"is longer than {NAME_MAX - len(RENDER_SUFFIX)} bytes (bpsrun writes <name>{RENDER_SUFFIX}); shorten it"
+    return None
+
+
+def stem_key(name: str) -> str:
+    """Lightly's metadata and prediction files are one `<stem>.json` per image, so stems must differ (also in case
+    only: macOS and Windows file systems, and S3 syncs to them, do not tell `A.json` from `a.json`)."""
+    return str(Path(name).with_suffix("")).casefold()
+
+
 def read_meta(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     """Columns and rows of a meta.csv whose first column is `filename`; problems name the row and the fix."""
     try:
         with open(path, newline="") as f:
             reader = csv.reader(f)
             header = next(reader, None)
-            body = list(reader)
+            body = [(reader.line_num, values) for values in reader]
     except FileNotFoundError:
         raise BpsrunError(f"{path}: meta.csv not found; set dataset.path to a folder holding meta.csv") from None
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -46,8 +82,10 @@ def read_meta(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     header = [h.strip() for h in header]
     if len(set(header)) != len(header):
         raise BpsrunError(f"{path}: duplicate column names in header {header}")
-    rows, seen = [], set()
-    for line, values in enumerate(body, start=2):
+    rows: list[dict[str, str]] = []
+    seen: dict[str, int] = {}
+    stems: dict[str, tuple[str, int]] = {}
+    for line, values in body:
         if not values:
             continue
         if len(values) != len(header):
@@ -56,9 +94,20 @@ def read_meta(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         name = row["filename"]
         if not name or name.lower() == "nan":
             raise BpsrunError(f"{path}:{line}: empty filename; fill it in or remove the row")
+        problem = name_problem(name)
+        if problem:
+            raise BpsrunError(f"{path}:{line}: file name {name!r} {problem}")
         if name in seen:
-            raise BpsrunError(f"{path}:{line}: duplicate filename {name!r}; each image must be listed once")
-        seen.add(name)
+            raise BpsrunError(
+                f"{path}:{line}: duplicate filename {name!r} (also on line {seen[name]}); each image must be listed once"
+            )
+        other, other_line = stems.setdefault(stem_key(name), (name, line))
+        if other_line != line:
+            raise BpsrunError(
+                f"{path}:{line}: {name!r} and {other!r} (line {other_line}) differ only in extension or case; "
+                f"bpsrun writes one <stem>.json per image (Lightly's format), so rename one of them"
+            )
+        seen[name] = line
         rows.append(row)
     if not rows:
         raise BpsrunError(f"{path}: no images listed; add rows 'filename,...'")

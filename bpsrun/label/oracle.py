@@ -15,16 +15,25 @@ from bpsrun.label.jsonmin import record
 def read_truth(path: Path, classes: list[str]) -> dict[str, str]:
     try:
         with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
+            reader = csv.DictReader(f)
+            rows = [(reader.line_num, row) for row in reader]  # physical line numbers: blank lines are skipped
     except FileNotFoundError:
         raise BpsrunError(f"{path}: truth file not found; set dataset.truth_csv or use a human labeler") from None
-    if not rows or set(rows[0]) != {"filename", "label"}:
+    if not rows or set(rows[0][1]) != {"filename", "label"}:
         raise BpsrunError(f"{path}: expected columns filename,label")
-    truth = {}
-    for line, row in enumerate(rows, start=2):
+    truth: dict[str, str] = {}
+    lines: dict[str, int] = {}
+    for line, row in rows:
         if row["label"] not in classes:
             raise BpsrunError(f"{path}:{line}: unknown label {row['label']!r}; expected one of {classes}")
-        truth[row["filename"]] = row["label"]
+        name = row["filename"]
+        if name in lines:
+            same = "the same label" if truth[name] == row["label"] else f"{truth[name]!r}, then {row['label']!r}"
+            raise BpsrunError(
+                f"{path}:{line}: {name!r} is labeled again (first on line {lines[name]}, {same}); "
+                f"keep one row per image"
+            )
+        truth[name], lines[name] = row["label"], line
     return truth
 
 
