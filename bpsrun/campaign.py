@@ -95,6 +95,7 @@ class Campaign:
         self.publish("lightly/.lightly/predictions/", round_=target)
         self.tracker.end("FINISHED")
         print(campaign_table(cfg.campaign, layout, target, reference), flush=True)
+        log.info("MLflow runs of this campaign: %s", self.tracker.runs_link())
         return float(ctx.read_metrics(target)["val_accuracy"])
 
     def run_round(

@@ -30,7 +30,8 @@ def open_tracker(cfg: DictConfig) -> Tracker:
             "dataset": cfg.dataset.name, "model": cfg.model.name}  # fmt: skip
     artifacts = Path(cfg.paths.outputs) / "mlartifacts"
     tracker = Tracker(cfg.tracking.uri, f"bpsrun-{cfg.dataset.name}", cfg.campaign, tags, artifacts)
-    tracker.open(resolved(cfg))
+    params = {k: v for k, v in resolved(cfg).items() if k != "round"}  # the target round changes from run to run
+    tracker.open(params)
     return tracker
 
 

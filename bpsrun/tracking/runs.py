@@ -138,6 +138,11 @@ class Tracker:
         )
         self._status(run_id, RunStatus.to_string(RunStatus.FINISHED))
 
+    def runs_link(self, ui: str = "http://127.0.0.1:5000") -> str:
+        """The experiment's runs table in the MLflow UI (without `workflowType` MLflow 3 opens its GenAI view)."""
+        base = self.uri.rstrip("/") if self.uri.startswith(("http://", "https://")) else ui
+        return f"{base}/#/experiments/{self.experiment_id}/runs?workflowType=machine_learning"
+
     def end(self, status: str) -> None:
         """End the campaign's open runs: FINISHED, SCHEDULED (awaiting labels), FAILED or KILLED."""
         for run_id in self.round_ids.values():
