@@ -4,9 +4,11 @@ import json
 from pathlib import Path
 
 import pytest
+import requests
 
 from bpsrun.errors import BpsrunError
 from bpsrun.label.exports import flatten, newest_per_file, parse
+from bpsrun.label.studio_api import error_text, shorten
 from tests.conftest import run_bpsrun, snapshot
 
 CLASSES = ["track", "no track"]
@@ -152,3 +154,30 @@ def test_export_from_another_campaign_is_refused_and_state_kept(tmp_path, shared
     assert proc.returncode == 2
     assert f"{folder / 'export.json'}: record 0 belongs to campaign 'theirs', not 'mine'" in proc.stderr
     assert snapshot(out / "mine") == before
+
+
+def response(status: int, body: bytes, content_type: str) -> requests.Response:
+    r = requests.Response()
+    r.status_code, r._content, r.headers["Content-Type"] = status, body, content_type
+    return r
+
+
+def test_label_studio_error_bodies_are_shortened_between_words():
+    path = "/data/" + "very-long-folder-name/" * 8 + "images"
+    long = f'Absolute local path "{path}" must be a subdirectory of LOCAL_FILES_DOCUMENT_ROOT="/x". ' * 3
+    body = {"status_code": 400, "detail": "Validation error", "validation_errors": {"non_field_errors": [long]}}
+    text = error_text(response(400, json.dumps(body).encode(), "application/json"))
+    whole = "Validation error; " + " ".join(long.split())
+    assert text.endswith(" ...") and len(text) <= 300
+    kept = text[: -len(" ...")]
+    assert whole.startswith(kept) and whole[len(kept)] in " ,;:"  # cut between words
+    assert f'"{path}"' in text  # the path, whole
+    field = {"detail": "Validation error", "validation_errors": {"project": ["This field is required."]}}
+    assert error_text(response(400, json.dumps(field).encode(), "application/json")) == (
+        "Validation error; project: This field is required."
+    )
+    page = b"<html><head><title>Server Error (500)</title></head><body><h1>Server Error</h1></body></html>"
+    assert error_text(response(500, page, "text/html")) == "Server Error (500)"
+    assert shorten("lorem ipsum " * 50, 40) == "lorem ipsum lorem ipsum lorem ipsum ..."
+    one_word = "x" * 500
+    assert shorten(f"a {one_word} b", 40) == f"a {one_word} ..."  # a word is never cut, however long

@@ -1,4 +1,4 @@
-"""labeling=labelstudio in live mode against a real Label Studio server, started from its own virtual environment.
+"""labeling=labelstudio in live mode against a real Label Studio server, started detached by the launcher.
 
 The environment is `BPSRUN_LABEL_STUDIO_VENV` or `.venv-labelstudio` in the repository, reused when present and
 created from nothing otherwise (about a minute to install, under a minute to start).
@@ -6,42 +6,30 @@ created from nothing otherwise (about a minute to install, under a minute to sta
 
 import json
 import os
-import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-from bpsrun.label.server import DEFAULT_VENV, start, wait_healthy
-from tests.conftest import REPO, bpsrun_command, run_bpsrun
+from tests.conftest import REPO, bpsrun_command, run_bpsrun, snapshot
+from tests.test_labelstudio_server import free_port, start_detached, stop_detached
 
 pytestmark = pytest.mark.slow  # real servers or the command line in subprocesses
 
 CLASSES = ["track", "no track"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
     """(url, token, document root) of a running Label Studio."""
-    venv = Path(os.environ.get("BPSRUN_LABEL_STUDIO_VENV", REPO / DEFAULT_VENV))
     root = tmp_path_factory.mktemp("studio")
-    port = free_port()
-    proc = start(venv, port, root / "data", root / "outputs", root / "label-studio.log")
-    url = f"http://127.0.0.1:{port}"
+    (root / "outputs").mkdir()
+    record = start_detached(free_port(), root / "data", root / "outputs")
     try:
-        wait_healthy(url, proc, timeout_s=300)
-        yield url, (root / "data" / "bpsrun-token").read_text().strip(), root / "outputs"
+        yield record["url"], (root / "data" / "bpsrun-token").read_text().strip(), root / "outputs"
     finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=60)
+        stop_detached(root / "data")
 
 
 def api(url: str, token: str, method: str, path: str, **kwargs):
@@ -75,6 +63,8 @@ def test_live_round_trip(studio, shared_data):
     tasks = project_tasks(url, token, "live")
     picks = (outputs / "live" / "round_1" / "selected.txt").read_text().splitlines()
     assert sorted(t["data"]["file_name"] for t in tasks) == sorted(picks)
+    package = outputs / "live" / "round_1" / "labelstudio"
+    assert (package / "tasks.json").exists() and not (package / "NEXT_STEPS.txt").exists()  # file mode's steps
 
     # a rerun imports nothing twice
     again = run_bpsrun(*live, "round=1", outputs=outputs, data=shared_data, env=env, check=False)
@@ -127,12 +117,47 @@ def test_live_round_trip(studio, shared_data):
     assert leaked == []
 
 
+def test_document_root_mismatch_is_refused_before_any_import(studio, shared_data, tmp_path):
+    url, token, served_root = studio
+    env = {"LABEL_STUDIO_API_KEY": token}
+    elsewhere = tmp_path / "elsewhere"  # not below the server's document root
+    args = ("labeling=labelstudio", "campaign=misplaced", "round=1")
+    assert run_bpsrun(*args, outputs=elsewhere, data=shared_data, check=False).returncode == 3  # file mode
+    before = snapshot(elsewhere / "misplaced")
+
+    proc = run_bpsrun(*args, f"labeling.url={url}", outputs=elsewhere, data=shared_data, env=env, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"bpsrun: error: Label Studio at {url} serves local files below {served_root} (its --document-root, "
+        f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT) but labeling.document_root={elsewhere}; restart Label Studio "
+        f"with --document-root {elsewhere}"
+    )
+    assert "Traceback" not in proc.stderr
+    assert snapshot(elsewhere / "misplaced") == before
+    projects = api(url, token, "GET", "/api/projects", params={"page_size": 1000})["results"]
+    assert "misplaced" not in [p["title"] for p in projects]  # nothing left on the server either
+
+    # labeling.document_root that does not hold the campaign: refused by bpsrun alone, naming the key
+    inner = elsewhere / "misplaced" / "round_1"
+    proc = run_bpsrun(*args, f"labeling.document_root={inner}", outputs=elsewhere, data=shared_data, check=False)
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"bpsrun: error: the campaign folder {elsewhere / 'misplaced'} is not below labeling.document_root={inner}"
+        )
+    )
+    assert snapshot(elsewhere / "misplaced") == before
+
+
 def test_unreachable_server_and_missing_token_are_clear(tmp_path, shared_data):
     dead = f"http://127.0.0.1:{free_port()}"
     args = ("labeling=labelstudio", f"labeling.url={dead}")
     proc = run_bpsrun(*args, outputs=tmp_path, data=shared_data, env={"LABEL_STUDIO_API_KEY": "0" * 40}, check=False)
     assert proc.returncode == 2
     assert f"labeling.url={dead}: cannot reach Label Studio" in proc.stderr
+    assert not (tmp_path / "synthetic-active-s0").exists()  # refused before anything was written
     env = {k: v for k, v in os.environ.items() if k != "LABEL_STUDIO_API_KEY"}
     proc = subprocess.run(
         bpsrun_command(*args, outputs=tmp_path, data=shared_data), cwd=REPO, env=env, capture_output=True, text=True

@@ -3,7 +3,8 @@
 File mode (no `labeling.url`): the round writes `round_<N>/labelstudio/` (renders, tasks.json, label_config.xml,
 NEXT_STEPS.txt) and stops awaiting labels; a rerun reads the export saved into that folder. Live mode
 (`labeling.url`, token from LABEL_STUDIO_API_KEY): the same tasks are imported into a project named after the
-campaign and the labels are fetched through the API.
+campaign and the labels are fetched through the API. Both refuse, before anything is written, a campaign folder
+outside `labeling.document_root`; live mode also a server serving local files below another folder.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 from bpsrun.data.images import png_bytes
 from bpsrun.errors import AwaitingLabels, BpsrunError
-from bpsrun.files import atomic_dir
+from bpsrun.files import atomic_dir, atomic_write_text
 from bpsrun.label.base import LabelContext
 from bpsrun.label.exports import Annotation, flatten, newest_per_file, parse, read_export
 from bpsrun.label.jsonmin import CHOICE_KEY, record
@@ -76,7 +77,9 @@ class LabelStudioLabeler:
         self.document_root = Path(self.cfg.document_root).resolve()
         if self.cfg.partial not in ("wait", "proceed"):
             raise BpsrunError(f"labeling.partial={self.cfg.partial!r}: use wait or proceed")
+        self.check_document_root()
         self.client = None
+        self.project = None
         if self.cfg.url:
             token = os.environ.get(TOKEN_ENV)
             if not token:
@@ -84,6 +87,43 @@ class LabelStudioLabeler:
                     f"labeling.url is set but {TOKEN_ENV} is empty; export your Label Studio access token"
                 )
             self.client = LabelStudio(self.cfg.url, token)
+            self.project = self.check_server()
+
+    # -- before anything is written: can Label Studio serve this campaign's renders? ---------------------
+
+    def check_document_root(self) -> None:
+        """Every render lies in the campaign folder, which must lie below labeling.document_root."""
+        root = self.layout.root.resolve()
+        if not root.is_relative_to(self.document_root):
+            raise BpsrunError(
+                f"the campaign folder {root} is not below labeling.document_root={self.document_root}, so Label "
+                f"Studio could not serve its renders; set labeling.document_root to a folder holding it (e.g. "
+                f"{root.parent}) and start Label Studio with the same --document-root"
+            )
+
+    def check_server(self) -> int:
+        """The campaign's project (created if missing), once the server is known to serve local files below
+        labeling.document_root. A mismatch is refused before any task is imported (or anything written)."""
+        project, created = self.client.project(self.campaign, label_config(self.classes))
+        served = self.client.document_root(project)
+        if served is None or Path(served).resolve() == self.document_root:
+            return project
+        if created:
+            self.client.delete_project(project)
+        root = self.layout.root.resolve()
+        fix = f"restart Label Studio with --document-root {self.document_root}"
+        if served == "/":  # Label Studio's default: started without local files serving
+            fix = (
+                f"start Label Studio with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and "
+                f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={self.document_root} (python -m bpsrun.label.server "
+                f"--document-root {self.document_root} does)"
+            )
+        elif root.is_relative_to(Path(served).resolve()):
+            fix = f"set labeling.document_root={served}, or {fix}"
+        raise BpsrunError(
+            f"Label Studio at {self.cfg.url} serves local files below {served} (its --document-root, "
+            f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT) but labeling.document_root={self.document_root}; {fix}"
+        )
 
     # -- the round's package -----------------------------------------------------------------------------
 
@@ -118,9 +158,12 @@ class LabelStudioLabeler:
         return out
 
     def write_package(self, r: int, picks: list[str]) -> None:
-        """Renders, tasks.json, label_config.xml and NEXT_STEPS.txt, all at once (atomic folder)."""
+        """Renders, tasks.json and label_config.xml, all at once (atomic folder); in file mode NEXT_STEPS.txt."""
         folder = self.folder(r)
+        steps = self.client is None
         if (folder / "tasks.json").exists():
+            if steps and not (folder / "NEXT_STEPS.txt").exists():  # the round began in live mode
+                atomic_write_text(folder / "NEXT_STEPS.txt", self.next_steps(r, len(picks)))
             return
         tasks = self.tasks(r, picks)
         with atomic_dir(folder) as tmp:
@@ -129,7 +172,8 @@ class LabelStudioLabeler:
                 (tmp / "images" / render_name(f)).write_bytes(png_bytes(self.image_path(f)))
             (tmp / "tasks.json").write_text(json.dumps(tasks, indent=1))
             (tmp / "label_config.xml").write_text(label_config(self.classes) + "\n")
-            (tmp / "NEXT_STEPS.txt").write_text(self.next_steps(r, len(picks)))
+            if steps:
+                (tmp / "NEXT_STEPS.txt").write_text(self.next_steps(r, len(picks)))
 
     def next_steps(self, r: int, n: int) -> str:
         folder = self.folder(r).resolve()
@@ -137,7 +181,8 @@ class LabelStudioLabeler:
         return f"""Round {r} of campaign {self.campaign} awaits labels for {n} images.
 
 1. Start Label Studio serving local files below {self.document_root}:
-     python -m bpsrun.label.server --document-root {self.document_root}
+     python -m bpsrun.label.server --detach --reuse --document-root {self.document_root}
+   (user and password: its output; `python -m bpsrun.label.server stop` stops it)
    (or by hand: LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true
     LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={self.document_root} label-studio start)
 2. Create a project; Settings > Labeling Interface > Code: paste {folder}/label_config.xml
@@ -189,20 +234,34 @@ class LabelStudioLabeler:
     # -- live mode -----------------------------------------------------------------------------------------
 
     def live(self, r: int, picks: list[str]) -> dict[str, Annotation]:
-        """Project, storage and tasks (imported once), then JSON-MIN of the round, waiting if asked to."""
-        client = self.client
-        project = client.project(self.campaign, label_config(self.classes))
-        client.local_storage(project, str((self.folder(r) / "images").resolve()), f"{self.campaign} round {r}")
+        """Storage and tasks (imported once, after Label Studio is seen serving a render), then JSON-MIN of the
+        round, waiting if asked to."""
+        client, project = self.client, self.project
+        images = self.folder(r) / "images"
+        client.local_storage(project, str(images.resolve()), f"{self.campaign} round {r}")
         present = {(rec.get("file_name"), rec.get("round")) for rec in client.export_min(project)}
-        missing = [
-            t
-            for t in json.loads((self.folder(r) / "tasks.json").read_text())
-            if (t["data"]["file_name"], r) not in present
-        ]
+        missing = []
+        for task in json.loads((self.folder(r) / "tasks.json").read_text()):
+            if (task["data"]["file_name"], r) not in present:
+                file = images / render_name(task["data"]["file_name"])
+                missing.append({**task, "data": {**task["data"], "image": self.url_of(file)}})
         if missing:
+            self.check_served(images / render_name(missing[0]["data"]["file_name"]))
             client.import_tasks(project, missing)
             log.info("round %d: imported %d tasks into Label Studio project %r", r, len(missing), self.campaign)
         return self.poll(project, r, picks)
+
+    def check_served(self, render: Path) -> None:
+        """Label Studio hands out this render as the tasks will ask for it, byte for byte."""
+        url = self.url_of(render)
+        response = self.client.get_file(url)
+        if response.status_code != 200 or response.content != render.read_bytes():
+            got = f"HTTP {response.status_code}" if response.status_code != 200 else "another file"
+            raise BpsrunError(
+                f"Label Studio at {self.cfg.url} does not serve {render} ({got} for {url}); it must serve local "
+                f"files below labeling.document_root={self.document_root}: restart it with "
+                f"LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and --document-root {self.document_root}"
+            )
 
     def poll(self, project: int, r: int, picks: list[str]) -> dict[str, Annotation]:
         """The round's labels so far; with labeling.wait, once all are in (or labeling.timeout_s passes)."""

@@ -1,40 +1,129 @@
-"""Start a local Label Studio for bpsrun: its own virtual environment, offline, local files served.
+"""Label Studio for bpsrun, as a service: its own virtual environment, offline, local files served.
 
-    python -m bpsrun.label.server [--port 8080] [--document-root outputs] [--data-dir outputs/labelstudio]
+    python -m bpsrun.label.server [--detach] [--reuse] [--port 8080] [--document-root outputs]
+                                  [--data-dir outputs/labelstudio] [--venv .venv-labelstudio]
+    python -m bpsrun.label.server stop   [--data-dir outputs/labelstudio]
+    python -m bpsrun.label.server status [--data-dir outputs/labelstudio]
 
-Label Studio pins old numpy, pyarrow and pytz, so it lives in its own virtual environment (created on first
-use with `pip install label-studio==<LABEL_STUDIO_VERSION>`). The first start creates a user and a legacy API
-token (Label Studio 1.23 disables legacy tokens unless enabled on first start); the token is kept in
-`<data-dir>/bpsrun-token` (mode 600) and never printed: `export LABEL_STUDIO_API_KEY=$(cat <data-dir>/bpsrun-token)`.
+In the foreground Ctrl-C (SIGINT), SIGTERM and SIGHUP stop Label Studio. `--detach` returns once the server
+answers on --port and the listening socket belongs to the Label Studio this command started; `stop` ends it
+and every process it started (its process group). `--reuse` accepts the data dir's own running server when its
+port and document root match (so the same command can be run again).
+
+Label Studio pins old numpy, pyarrow and pytz, so it lives in its own virtual environment (`--venv`, created on
+first use with `pip install label-studio==<LABEL_STUDIO_VERSION>`). The first start creates a user and a legacy
+API token; user, password and token reach Label Studio through its environment, never its command line. They
+are kept in the data dir (`bpsrun-token`, `bpsrun-password`, mode 600), with the pid file (`bpsrun-server.json`)
+and Label Studio's output (`label-studio.log`). The token is never printed:
+`export LABEL_STUDIO_API_KEY=$(cat <data-dir>/bpsrun-token)`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
+import re
 import secrets
+import shlex
+import signal
+import socket
 import subprocess
 import sys
 import time
 import venv
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import requests
 
+from bpsrun.errors import BpsrunError
+
 LABEL_STUDIO_VERSION = "1.23.2"
+PACKAGE = f"label-studio=={LABEL_STUDIO_VERSION}"
 DEFAULT_VENV = Path(".venv-labelstudio")
+DEFAULT_DATA_DIR = Path("outputs/labelstudio")
+DEFAULT_DOCUMENT_ROOT = Path("outputs")
 USERNAME = "labeler@bpsrun.local"
+TOKEN_FILE = "bpsrun-token"
+PASSWORD_FILE = "bpsrun-password"
+PID_FILE = "bpsrun-server.json"
+LOG_FILE = "label-studio.log"
+VENV_MARKER = "bpsrun-label-studio"  # in a virtual environment this module created
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+ME = "python -m bpsrun.label.server"
+
+
+# -- the virtual environment -----------------------------------------------------------------------------------
 
 
 def ensure_venv(path: Path) -> Path:
-    """The `label-studio` executable, installing it into its own environment when missing."""
+    """The `label-studio` executable, installing it into its own environment when missing. An install that fails
+    raises one BpsrunError naming the package and the problem (pip's whole output stays in the environment)."""
+    path = Path(path)
     exe = path / "bin" / "label-studio"
-    if not exe.exists():
-        print(f"installing label-studio {LABEL_STUDIO_VERSION} into {path} (about a minute) ...", file=sys.stderr)
-        venv.create(path, with_pip=True, clear=True)
-        pip = [str(path / "bin" / "python"), "-m", "pip", "install", "-q", f"label-studio=={LABEL_STUDIO_VERSION}"]
-        subprocess.run(pip, check=True)
+    if exe.exists():
+        return exe
+    if path.exists() and any(path.iterdir()) and not (path / VENV_MARKER).exists():
+        raise BpsrunError(
+            f"--venv {path} exists but holds no label-studio and was not made by bpsrun; name a new folder "
+            f"(default {DEFAULT_VENV}) or an environment with {PACKAGE} installed"
+        )
+    print(f"installing {PACKAGE} into {path} (a minute or two) ...", file=sys.stderr, flush=True)
+    if not (path / "bin" / "python").exists():
+        try:
+            venv.create(path, with_pip=True)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise BpsrunError(
+                f"cannot create a virtual environment at {path} ({exc}); on Debian/Ubuntu install python3-venv"
+            ) from None
+        (path / VENV_MARKER).write_text(f"made by bpsrun.label.server for {PACKAGE}\n")
+    log = path / "bpsrun-install.log"
+    pip = [str(path / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar=off"]
+    with open(log, "w") as out:
+        code = subprocess.run(
+            [*pip, PACKAGE], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        ).returncode
+    if code != 0 or not exe.exists():
+        raise BpsrunError(install_problem(log.read_text(errors="replace"), path, log))
     return exe
+
+
+_NETWORK_PROBLEMS = [
+    (r"Connection refused", "connection refused"),
+    (r"Name or service not known|Temporary failure in name resolution|nodename nor servname", "host not found"),
+    (r"timed out|Timeout", "timed out"),
+    (r"CERTIFICATE_VERIFY_FAILED|SSLError", "TLS certificate not trusted"),
+    (r"ProxyError|Tunnel connection failed", "proxy refused the connection"),
+    (r"Network is unreachable", "network unreachable"),
+    (r"HTTP error (\d{3})|(\d{3}) Client Error", "HTTP {}"),
+]
+
+
+def install_problem(output: str, path: Path, log: Path) -> str:
+    """One line out of pip's output: which package, which index, what went wrong, what to do."""
+    missing = re.findall(r"No matching distribution found for (\S+)", output)
+    package = missing[-1] if missing else PACKAGE
+    shown = re.findall(r"Looking in indexes: (.+)", output)
+    index = shown[-1].strip() if shown else os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple")
+    for pattern, what in _NETWORK_PROBLEMS:
+        found = re.search(pattern, output)
+        if found:
+            code = next((g for g in found.groups() if g), "")
+            problem = f"the package index {index} is unreachable ({what.format(code)})"
+            break
+    else:
+        errors = [line.strip()[len("ERROR: ") :] for line in output.splitlines() if line.startswith("ERROR:")]
+        if missing:
+            problem = f"the package index {index} has no {package}"
+        else:
+            problem = f"pip failed ({errors[-1] if errors else 'see its output'}; index {index})"
+    return (
+        f"cannot install {package} into {path}: {problem}; set PIP_INDEX_URL to a reachable index or fix the "
+        f"network, or pass --venv with an environment holding {PACKAGE}; pip's output: {log}"
+    )
 
 
 def secret_file(path: Path, nbytes: int) -> str:
@@ -47,68 +136,479 @@ def secret_file(path: Path, nbytes: int) -> str:
     return path.read_text().strip()
 
 
-def start(
-    venv_dir: Path, port: int, data_dir: Path, document_root: Path, log_file: Path | None = None
+# -- processes and ports, from /proc (Linux); elsewhere the checks that need it are skipped ----------------------
+
+
+def proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, process group, start time in clock ticks) of a process, None when there is none."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    fields = text[text.rindex(")") + 2 :].split()  # the fields after the command name, from field 3 (state)
+    return fields[0], int(fields[2]), int(fields[19])
+
+
+def alive(pid: int, starttime: int | None = None) -> bool:
+    """The process runs (a zombie does not), and is the one that started at `starttime` when given."""
+    stat = proc_stat(pid)
+    if stat is None:
+        if Path("/proc/self/stat").exists():
+            return False
+        try:  # no /proc: the best there is
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return stat[0] not in "ZX" and (starttime is None or stat[2] == starttime)
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live processes of a process group."""
+    if not Path("/proc/self/stat").exists():
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return []
+        return [pgid]
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = proc_stat(int(entry.name))
+            if stat is not None and stat[1] == pgid and stat[0] not in "ZX":
+                members.append(int(entry.name))
+    return sorted(members)
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+
+
+def listening_inodes(port: int) -> set[str]:
+    """The socket inodes listening on TCP `port`, any address, IPv4 or IPv6."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if len(parts) > 9 and parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(parts[9])
+    return inodes
+
+
+def holders(inodes: set[str], pids: list[int] | None = None) -> list[int]:
+    """The processes (of `pids`, default all this user may inspect) holding one of these socket inodes."""
+    if not inodes:
+        return []
+    wanted = {f"socket:[{i}]" for i in inodes}
+    if pids is None:
+        pids = [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit()]
+    found = []
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) in wanted:
+                    found.append(pid)
+                    break
+            except OSError:
+                continue
+    return found
+
+
+def port_taken(port: int) -> bool:
+    if listening_inodes(port):
+        return True
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def serves_port(pgid: int, port: int) -> bool:
+    """A process of this group (the Label Studio started here) holds the socket listening on `port`."""
+    if not Path("/proc/net/tcp").exists():
+        return True  # cannot tell; the health check has to do
+    return bool(holders(listening_inodes(port), group_members(pgid)))
+
+
+def describe(pid: int) -> str:
+    """`pid 123 (label-studio serving outputs/labelstudio)`, or the start of its command line."""
+    args = cmdline(pid)
+    if any(a.endswith("label-studio") for a in args) and "--data-dir" in args[:-1]:
+        return f"pid {pid}, a Label Studio serving {args[args.index('--data-dir') + 1]}"
+    command = shlex.join(args)
+    return f"pid {pid}: {command[:77] + '...' if len(command) > 80 else command}" if args else f"pid {pid}"
+
+
+def healthy(url: str) -> bool:
+    try:
+        with requests.Session() as http:
+            http.trust_env = False  # a proxy from the environment must not answer for 127.0.0.1
+            return http.get(f"{url}/health", timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+# -- the pid file ---------------------------------------------------------------------------------------------
+
+
+def read_record(data_dir: Path) -> dict[str, Any] | None:
+    """The pid file's record when the server (or the launcher starting it) it names still runs; a stale pid
+    file is removed."""
+    path = data_dir / PID_FILE
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        record = {}
+    if "pid" in record and alive(record["pid"], record.get("starttime")):
+        return record
+    if "pid" not in record and "launcher" in record and alive(record["launcher"], record.get("launcher_start")):
+        return record  # still being started
+    path.unlink(missing_ok=True)
+    return None
+
+
+def write_record(data_dir: Path, record: dict[str, Any], exclusive: bool = False) -> None:
+    path = data_dir / PID_FILE
+    text = json.dumps(record, indent=1) + "\n"
+    if exclusive:
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "w") as f:
+            f.write(text)
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def remove_record(data_dir: Path, pid: int) -> None:
+    """The pid file, when it names this process (the server or its launcher)."""
+    path = data_dir / PID_FILE
+    with contextlib.suppress(OSError, ValueError):
+        record = json.loads(path.read_text())
+        if pid in (record.get("pid"), record.get("launcher")):
+            path.unlink()
+
+
+# -- start, wait, stop ----------------------------------------------------------------------------------------
+
+
+class Stopped(Exception):
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, _frame: Any) -> None:
+    raise Stopped(signum)
+
+
+def set_stop_signals(handler: Any) -> dict[int, Any]:
+    """SIGTERM, SIGINT and SIGHUP to `handler`; the previous handlers."""
+    return {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the foreground launcher dies, even by SIGKILL (Linux)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def launch(
+    exe: Path, port: int, data_dir: Path, document_root: Path, log: Path, tie_to_parent: bool
 ) -> subprocess.Popen:
-    exe = ensure_venv(venv_dir)
-    data_dir = data_dir.resolve()
-    token = secret_file(data_dir / "bpsrun-token", 20)  # 40 hex characters, Label Studio's token format
-    password = secret_file(data_dir / "bpsrun-password", 12)
+    """Label Studio in its own session (process group), its output appended to `log`. The secrets go through
+    the environment only."""
+    url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
+        "LABEL_STUDIO_USERNAME": USERNAME,
+        "LABEL_STUDIO_PASSWORD": secret_file(data_dir / PASSWORD_FILE, 12),
+        "LABEL_STUDIO_USER_TOKEN": secret_file(data_dir / TOKEN_FILE, 20),  # 40 hex characters, like Label Studio's
+        "LABEL_STUDIO_HOST": url,
         "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
-        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(document_root.resolve()),
+        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(document_root),
         "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
         "LATEST_VERSION_CHECK": "false",
         "COLLECT_ANALYTICS": "false",
         "SENTRY_DSN": "",
         "FRONTEND_SENTRY_DSN": "",
+        "PYTHONUNBUFFERED": "1",
     }
     cmd = [str(exe), "start", "--no-browser", "--port", str(port), "--internal-host", "127.0.0.1"]
-    cmd += ["--host", f"http://127.0.0.1:{port}", "--data-dir", str(data_dir)]
-    cmd += ["--username", USERNAME, "--password", password, "--user-token", token]
-    out = open(log_file, "ab") if log_file else subprocess.DEVNULL
-    return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    cmd += ["--host", url, "--data-dir", str(data_dir)]
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            cmd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if tie_to_parent else None,
+        )
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"label-studio exited with code {proc.returncode} before it was ready")
-        try:
-            if requests.get(f"{url}/health", timeout=2).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(1)
-    raise TimeoutError(f"label-studio at {url} was not ready after {timeout_s:.0f} s")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--document-root", type=Path, default=Path("outputs"), help="labeling.document_root")
-    parser.add_argument("--data-dir", type=Path, default=Path("outputs/labelstudio"))
-    parser.add_argument("--venv", type=Path, default=DEFAULT_VENV)
-    args = parser.parse_args()
-    url = f"http://127.0.0.1:{args.port}"
-    proc = start(args.venv, args.port, args.data_dir, args.document_root)
-    wait_healthy(url, proc)
-    token_file = (args.data_dir / "bpsrun-token").resolve()
-    print(
-        f"Label Studio is up at {url} (user {USERNAME}, password in {args.data_dir.resolve() / 'bpsrun-password'}).\n"
-        f"  export LABEL_STUDIO_API_KEY=$(cat {token_file})\n"
-        f"  python -m bpsrun labeling=labelstudio labeling.url={url} labeling.document_root={args.document_root.resolve()}\n"
-        f"Ctrl-C stops it.",
-        flush=True,
-    )
+def log_tail(log: Path, offset: int, lines: int = 15) -> str:
     try:
-        proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait()
+        with open(log, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join("  | " + line for line in text.rstrip().splitlines()[-lines:])
+
+
+def wait_ready(
+    url: str, port: int, pgid: int, running: Callable[[], bool], log: Path, offset: int, timeout_s: float
+) -> None:
+    """Until the Label Studio of process group `pgid` listens on `port` and answers its health check."""
+    deadline = time.monotonic() + timeout_s
+    moved = f"Port {port} is in use"
+    while True:
+        if not running():
+            raise BpsrunError(
+                f"Label Studio exited before it was ready; the last lines of {log}:\n{log_tail(log, offset)}"
+            )
+        if serves_port(pgid, port) and healthy(url):
+            return
+        tail = log_tail(log, offset, 1000)
+        if moved in tail:  # Label Studio moves to the next free port by itself; this one is taken
+            holder = holders(listening_inodes(port))
+            who = f" by {describe(holder[0])}" if holder else ""
+            raise BpsrunError(f"port {port} was taken{who} while Label Studio started; choose another --port")
+        if time.monotonic() > deadline:
+            raise BpsrunError(
+                f"Label Studio did not answer at {url} within {timeout_s:.0f} s; the last lines of {log}:\n"
+                f"{log_tail(log, offset)}"
+            )
+        time.sleep(0.5)
+
+
+def stop_group(pgid: int, timeout_s: float = 20) -> None:
+    """SIGTERM to the whole process group, SIGKILL to what is left after `timeout_s`."""
+    for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait_s
+        while group_members(pgid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not group_members(pgid):
+            return
+
+
+def ready_message(record: dict[str, Any], already: bool = False) -> str:
+    data_dir = Path(record["data_dir"])
+    url = record["url"]
+    data = shlex.quote(str(data_dir))
+    head = "is already running" if already else "is up"
+    return (
+        f"Label Studio {head} at {url} (pid {record['pid']}, serving files below {record['document_root']}; "
+        f"log {data_dir / LOG_FILE})\n"
+        f"  user {USERNAME}, password in {data_dir / PASSWORD_FILE}\n"
+        f"  export LABEL_STUDIO_API_KEY=$(cat {shlex.quote(str(data_dir / TOKEN_FILE))})\n"
+        f"  python -m bpsrun labeling=labelstudio labeling.url={url} "
+        f"labeling.document_root={shlex.quote(record['document_root'])}\n"
+        f"stop it: {ME} stop --data-dir {data}"
+    )
+
+
+def serve(args: argparse.Namespace) -> int:
+    data_dir = args.data_dir.resolve()
+    document_root = args.document_root.resolve()
+    port = args.port
+    url = f"http://127.0.0.1:{port}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    record = read_record(data_dir)
+    if record is not None:
+        return served_already(args, data_dir, document_root, record)
+    if port_taken(port):
+        raise BpsrunError(busy_port(port))
+    document_root.mkdir(parents=True, exist_ok=True)
+    me = {"launcher": os.getpid(), "launcher_start": (proc_stat(os.getpid()) or ("", 0, None))[2], "port": port}
+    try:
+        write_record(data_dir, me, exclusive=True)
+    except FileExistsError:
+        raise BpsrunError(f"{data_dir} is being started by another launcher ({data_dir / PID_FILE})") from None
+    proc = None
+    detached = False
+    log = data_dir / LOG_FILE
+    previous = set_stop_signals(_raise_stopped)  # each of them runs the cleanup below
+    try:
+        exe = ensure_venv(args.venv)
+        with open(log, "ab") as out:
+            offset = out.tell()
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            out.write(f"----- {stamp} bpsrun: starting Label Studio on port {port} -----\n".encode())
+        proc = launch(exe, port, data_dir, document_root, log, tie_to_parent=not args.detach)
+        record = {
+            "pid": proc.pid,
+            "starttime": (proc_stat(proc.pid) or ("", 0, None))[2],
+            "port": port,
+            "url": url,
+            "document_root": str(document_root),
+            "data_dir": str(data_dir),
+        }
+        if not args.detach:  # `stop` asks this launcher to stop it
+            record.update(launcher=me["launcher"], launcher_start=me["launcher_start"])
+        write_record(data_dir, record)
+        wait_ready(url, port, proc.pid, lambda: proc.poll() is None, log, offset, args.timeout)
+        print(ready_message(record), flush=True)
+        if args.detach:
+            detached = True
+            return 0
+        print("Ctrl-C stops it.", flush=True)
+        code = proc.wait()
+        raise BpsrunError(f"Label Studio exited with code {code}; the last lines of {log}:\n{log_tail(log, offset)}")
+    except Stopped as stop:
+        set_stop_signals(signal.SIG_IGN)
+        print(f"bpsrun: {stop}: stopping Label Studio", file=sys.stderr, flush=True)
+        return 128 + stop.signum
+    finally:
+        set_stop_signals(signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
+        if not detached:
+            if proc is not None:
+                stop_group(proc.pid)
+                proc.wait()
+                remove_record(data_dir, proc.pid)
+            remove_record(data_dir, os.getpid())
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def busy_port(port: int) -> str:
+    found = holders(listening_inodes(port))
+    if not found:
+        return f"port {port} is in use (by a process this user cannot inspect); stop it or choose another --port"
+    args = cmdline(found[0])
+    fix = "stop that process or choose another --port"
+    if "--data-dir" in args[:-1]:
+        other = Path(args[args.index("--data-dir") + 1])
+        if (other / PID_FILE).exists():
+            fix = f"use it, stop it ({ME} stop --data-dir {shlex.quote(str(other))}) or choose another --port"
+    return f"port {port} is in use by {describe(found[0])}; {fix}"
+
+
+def served_already(args: argparse.Namespace, data_dir: Path, document_root: Path, record: dict[str, Any]) -> int:
+    """--reuse with the same port and document root: report the running server (once it answers); else refuse."""
+    where = f"pid {record.get('pid', record.get('launcher'))} on port {record.get('port')}"
+    stop = f"{ME} stop --data-dir {shlex.quote(str(data_dir))}"
+    same = record.get("port") == args.port and record.get("document_root", str(document_root)) == str(document_root)
+    if not args.reuse or not same:
+        hint = " (--reuse accepts it)" if same else ""
+        raise BpsrunError(
+            f"{data_dir} is already served by Label Studio {where}, document root {record.get('document_root')}; "
+            f"use it{hint}, or stop it first: {stop}"
+        )
+    deadline = time.monotonic() + args.timeout
+    while "pid" not in record:  # its launcher is still starting it
+        if time.monotonic() > deadline:
+            raise BpsrunError(f"{data_dir}: Label Studio is still being started by {where}; try again, or: {stop}")
+        time.sleep(0.5)
+        record = read_record(data_dir)
+        if record is None:
+            raise BpsrunError(f"{data_dir}: the Label Studio being started by another launcher did not come up")
+    pid, log = record["pid"], data_dir / LOG_FILE
+    wait_ready(record["url"], args.port, pid, lambda: alive(pid, record.get("starttime")), log, 0, args.timeout)
+    print(ready_message(record, already=True), flush=True)
+    return 0
+
+
+def stop(args: argparse.Namespace) -> int:
+    data_dir = args.data_dir.resolve()
+    record = read_record(data_dir) if data_dir.is_dir() else None
+    if record is None:
+        print(f"no Label Studio runs for {data_dir} (no live pid file {data_dir / PID_FILE})", flush=True)
+        return 0
+    launcher = record.get("launcher")
+    if launcher and alive(launcher, record.get("launcher_start")):
+        os.kill(launcher, signal.SIGTERM)  # a launcher (in the foreground, or starting) stops what it started
+        deadline = time.monotonic() + 40
+        while alive(launcher, record.get("launcher_start")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    if "pid" not in record:
+        print(f"stopped the launcher (pid {launcher}) that was starting Label Studio for {data_dir}", flush=True)
+        return 0
+    stop_group(record["pid"])
+    remove_record(data_dir, record["pid"])
+    print(f"stopped Label Studio (pid {record['pid']}) at {record['url']}", flush=True)
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    data_dir = args.data_dir.resolve()
+    record = read_record(data_dir) if data_dir.is_dir() else None
+    if record is None or "pid" not in record:
+        print(f"no Label Studio runs for {data_dir}" + ("" if record is None else " yet (starting)"), flush=True)
+        return 1
+    up = healthy(record["url"]) and serves_port(record["pid"], record["port"])
+    print(f"Label Studio (pid {record['pid']}) at {record['url']}: {'answering' if up else 'not answering'}")
+    return 0 if up else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=ME, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("command", nargs="?", choices=["start", "stop", "status"], default="start")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument(
+        "--document-root",
+        type=Path,
+        default=DEFAULT_DOCUMENT_ROOT,
+        help="the folder Label Studio serves local files below; labeling.document_root must be the same (default: %(default)s)",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help="Label Studio's database, secrets, pid file and log (default: %(default)s)",
+    )
+    p.add_argument(
+        "--venv",
+        type=Path,
+        default=DEFAULT_VENV,
+        help=f"Label Studio's own virtual environment, created with {PACKAGE} when missing (default: %(default)s)",
+    )
+    p.add_argument("--detach", action="store_true", help="return once the server is up; stop it with `stop`")
+    p.add_argument(
+        "--reuse", action="store_true", help="accept the data dir's running server (same port and document root)"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=300, help="seconds to wait for the server to answer (default: %(default)s)"
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return {"start": serve, "stop": stop, "status": status}[args.command](args)
+    except BpsrunError as exc:
+        print(f"bpsrun: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:  # outside the server's own handling (e.g. while reading the pid file)
+        return 130
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
