@@ -1,6 +1,6 @@
 """What a labeler sees: chromium, driven by Playwright, logs in to the launcher's Label Studio and opens a task of
 round 2 of a live campaign with pre-annotations. The image has loaded and the previous round's prediction is
-the checked choice. The screenshot goes to docs/labelstudio-task.png.
+the checked choice. The screenshot stays with the test (BPSRUN_UPDATE_DOCS=1 refreshes docs/labelstudio-task.png).
 
 Needs chromium (`BPSRUN_CHROMIUM`, default /usr/bin/chromium: `apt-get install -y chromium`) and Playwright's
 Python package in its own environment (`BPSRUN_PLAYWRIGHT_VENV`, default /tmp/pw-ls, created with
@@ -11,6 +11,7 @@ test fails and says what to install.
 import fcntl
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -36,7 +37,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOT = REPO / "docs" / "labelstudio-task.png"
+DOCS_SCREENSHOT = REPO / "docs" / "labelstudio-task.png"  # refreshed when BPSRUN_UPDATE_DOCS=1
 CLASSES = ["track", "no track"]
 
 # Runs in the Playwright environment: log in, open the task, report what the page shows (JSON on stdout).
@@ -139,7 +140,7 @@ def test_a_labeler_sees_the_image_and_the_pre_annotation(tmp_path, shared_data):
         predicted = prediction["result"][0]["value"]["choices"][0]
         render = outputs / "seen" / "round_2" / "labelstudio" / "images" / f"{task['data']['file_name']}.png"
 
-        SCREENSHOT.parent.mkdir(exist_ok=True)
+        screenshot = outputs / "labelstudio-task.png"
         args = {
             "url": url,
             "user": "labeler@bpsrun.local",
@@ -148,7 +149,7 @@ def test_a_labeler_sees_the_image_and_the_pre_annotation(tmp_path, shared_data):
             "task": task_id,
             "chromium": str(CHROMIUM),
             "args": CHROMIUM_ARGS,
-            "screenshot": str(SCREENSHOT),
+            "screenshot": str(screenshot),
         }
         proc = subprocess.run(
             [str(python), "-c", BROWSE, json.dumps(args)], capture_output=True, text=True, timeout=300
@@ -165,4 +166,6 @@ def test_a_labeler_sees_the_image_and_the_pre_annotation(tmp_path, shared_data):
     checked = [c["text"].split("[")[0].strip() for c in seen["choices"] if c["checked"]]
     assert checked == [predicted], seen["choices"]
     assert "bpsrun-round-1" in seen["body"]
-    assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("BPSRUN_UPDATE_DOCS") == "1":
+        shutil.copyfile(screenshot, DOCS_SCREENSHOT)
