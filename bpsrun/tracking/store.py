@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from bpsrun.lock import shared_lock
@@ -61,7 +62,12 @@ def open_experiment(uri: str, name: str, artifact_root: Path) -> tuple[MlflowCli
         if local:
             artifact_root.mkdir(parents=True, exist_ok=True)
             location = artifact_root.resolve().as_uri()
-        return client, client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
+        try:
+            return client, client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
+        except MlflowException as exc:  # a parallel job on a tracking server created it first (no lock there)
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            return client, client.get_experiment_by_name(name).experiment_id
 
 
 def log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
