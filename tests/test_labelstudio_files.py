@@ -181,3 +181,46 @@ def test_label_studio_error_bodies_are_shortened_between_words():
     assert shorten("lorem ipsum " * 50, 40) == "lorem ipsum lorem ipsum lorem ipsum ..."
     one_word = "x" * 500
     assert shorten(f"a {one_word} b", 40) == f"a {one_word} ..."  # a word is never cut, however long
+
+
+def test_two_exports_of_one_task_newest_wins_and_an_undecidable_conflict_is_refused():
+    picks = PICKS[:1]
+
+    def export(where, choice, stamp, annotation):
+        rec = {"file_name": picks[0], "id": 1, "choice": choice, "annotation_id": annotation, "updated_at": stamp}
+        return flatten([rec], where)
+
+    older = export("a.json", "track", "2026-01-01T10:00:00Z", 1)
+    newer = export("b.json", "no track", "2026-01-02T10:00:00Z", 1)
+    for records in (older + newer, newer + older):  # whichever export is read first
+        assert newest_per_file(parse(records, picks, CLASSES, "c"))[picks[0]].label == "no track"
+    same = export("a.json", "track", "", 1) + export("b.json", "track", "", 1)
+    assert newest_per_file(parse(same, picks, CLASSES, "c"))[picks[0]].label == "track"  # agreeing copies: fine
+    conflict = export("a.json", "track", "", 1) + export("b.json", "no track", "", 1)
+    with pytest.raises(BpsrunError, match=r"b.json: record 0: .* is 'no track' here but 'track' in a.json"):
+        newest_per_file(parse(conflict, picks, CLASSES, "c"))
+
+
+def test_an_export_saved_before_the_package_is_rebuilt_is_kept(tmp_path):
+    """tasks.json missing (deleted, or a crash before the package was complete) but the labeller's export is there:
+    rebuilding the package keeps every file that bpsrun did not write."""
+    from PIL import Image
+
+    from bpsrun.label.base import LabelContext
+    from bpsrun.label.labelstudio import LabelStudioLabeler
+    from bpsrun.layout import Layout
+
+    image = tmp_path / "x.png"
+    Image.new("I;16", (8, 8)).save(image)
+    layout = Layout(tmp_path / "campaign")
+    context = LabelContext("campaign", CLASSES, None, layout, lambda f: image, lambda r, files: None)
+    settings = dict(url=None, document_root=str(tmp_path), wait=False, poll_s=1, timeout_s=None, preannotate=False)
+    labeler = LabelStudioLabeler(context, **settings, partial="wait")
+    folder = layout.labelstudio(1)
+    folder.mkdir(parents=True)
+    (folder / "export.json").write_text('[{"file_name": "x.tif", "choice": "track"}]')
+    (folder / "notes.txt").write_text("half done")
+    labeler.write_package(1, ["x.tif"])
+    assert (folder / "tasks.json").exists() and (folder / "images" / "x.tif.png").exists()
+    assert (folder / "export.json").read_text() == '[{"file_name": "x.tif", "choice": "track"}]'
+    assert (folder / "notes.txt").read_text() == "half done"

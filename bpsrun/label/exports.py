@@ -99,9 +99,11 @@ def parse(
 
 
 def newest_per_file(annotations: list[Annotation]) -> dict[str, Annotation]:
-    """The newest annotation of each image wins (update time, then annotation id).
+    """The newest annotation of each image wins (update time, then annotation id), across every export read.
 
-    One image in two tasks means it was imported twice: which label stands would be a guess, so it is an error.
+    One image in two tasks means it was imported twice, and two different labels that are equally new (exports
+    without times, or the same annotation edited in two exports): which label stands would be a guess, so both
+    are errors naming the records.
     """
     best: dict[str, Annotation] = {}
     for a in annotations:
@@ -111,10 +113,14 @@ def newest_per_file(annotations: list[Annotation]) -> dict[str, Annotation]:
                 f"{a.where}: {a.file} is labeled in two tasks ({other.task_id} in {other.where}, and {a.task_id}); "
                 f"import each image once and label it there"
             )
-        if a.file not in best or (a.updated_at, a.annotation_id) > (
-            best[a.file].updated_at,
-            best[a.file].annotation_id,
-        ):
+        if other is not None and (a.updated_at, a.annotation_id) == (other.updated_at, other.annotation_id):
+            if a.label != other.label:
+                raise BpsrunError(
+                    f"{a.where}: {a.file} is {a.label!r} here but {other.label!r} in {other.where}, and neither is "
+                    f"newer; keep one export of the round (or export again, with annotation times) and rerun"
+                )
+            continue
+        if other is None or (a.updated_at, a.annotation_id) > (other.updated_at, other.annotation_id):
             best[a.file] = a
     return best
 

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ from bpsrun.progress import progress
 log = logging.getLogger("bpsrun")
 
 TOKEN_ENV = "LABEL_STUDIO_API_KEY"
+
+
+PACKAGE_FILES = ("tasks.json", "label_config.xml", "NEXT_STEPS.txt")  # what bpsrun writes beside images/
 
 
 def label_config(classes: list[str]) -> str:
@@ -167,6 +171,9 @@ class LabelStudioLabeler:
             return
         tasks = self.tasks(r, picks)
         with atomic_dir(folder) as tmp:
+            for kept in folder.glob("*") if folder.is_dir() else ():  # the labeller's exports: never lost
+                if kept.is_file() and kept.name not in PACKAGE_FILES:
+                    shutil.copy2(kept, tmp / kept.name)
             (tmp / "images").mkdir()
             for f in picks:
                 (tmp / "images" / render_name(f)).write_bytes(png_bytes(self.image_path(f)))
