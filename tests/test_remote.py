@@ -47,11 +47,13 @@ def test_unreachable_server_is_a_clear_error_and_the_token_never_leaks(tmp_path,
 
 
 def test_configs_are_validated_before_the_client_is_called(tmp_path, shared_data):
-    # an invalid budget fails in lightly's validator, before any connection to the (unreachable) server
+    # a round config lightly's validator rejects (its own budget below 1) fails there, before any connection to
+    # the (unreachable) server
     env = {"LIGHTLY_TOKEN": TOKEN, "LIGHTLY_SERVER_LOCATION": f"http://127.0.0.1:{closed_port()}"}
     proc = run_bpsrun(
-        *WORKER, "round=1", "selection.n_samples=-3", outputs=tmp_path, data=shared_data, check=False, env=env
-    )
+        *WORKER, "round=1", "+selection.first_round.n_samples=-3", outputs=tmp_path, data=shared_data, check=False,
+        env=env,
+    )  # fmt: skip
     assert proc.returncode == 2
     assert "invalid Lightly selection config (n_samples" in proc.stderr
     assert "Lightly API" not in proc.stderr
