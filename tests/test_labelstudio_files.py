@@ -65,6 +65,10 @@ def test_full_json_skips_cancelled_annotations():
             r"record 0: 'P9_9-H9_009_009_proj.tif' was not picked",
         ),
         ({"file_name": PICKS[0], "choice": "track", "campaign": "other"}, r"record 0 belongs to campaign 'other'"),
+        # full-JSON tasks that are not Label Studio's: one line naming the record, no traceback
+        ({"id": 1, "annotations": [{"result": [{"from_name": "choice"}]}]}, r"record 0: not a Label Studio task"),
+        ({"id": 1, "annotations": "yes"}, r"record 0: not a Label Studio task"),
+        ({"id": 1, "annotations": [None]}, r"record 0: not a Label Studio task"),
     ],
 )
 def test_bad_records_are_named(record, message):

@@ -52,17 +52,29 @@ def flatten(data: Any, source: str) -> list[tuple[dict[str, Any], str]]:
         if "annotations" not in item:  # JSON-MIN: already one record per annotation
             out.append((item, where))
             continue
-        task = item.get("data", {})
-        for annotation in item["annotations"] or []:
-            if annotation.get("was_cancelled"):
-                continue  # skipped in the labeling UI
-            choices = [r["value"]["choices"] for r in annotation.get("result", []) if r.get("from_name") == CHOICE_KEY]
-            rec = {**task, "id": item.get("id"), "annotation_id": annotation.get("id", 0)}
-            rec["updated_at"] = annotation.get("updated_at") or annotation.get("created_at") or ""
-            rec["annotator"] = annotation.get("completed_by")
-            if choices and choices[0]:  # an empty choice list is no label
-                rec[CHOICE_KEY] = choices[0][0] if len(choices[0]) == 1 else {"choices": choices[0]}
-            out.append((rec, f"{where} (annotation {annotation.get('id')})"))
+        try:
+            out += task_records(item, where)
+        except (KeyError, TypeError, AttributeError, IndexError) as exc:  # a hand-edited or foreign export
+            raise BpsrunError(
+                f"{where}: not a Label Studio task ({type(exc).__name__}: {exc}); export again as JSON-MIN or JSON"
+            ) from None
+    return out
+
+
+def task_records(item: dict[str, Any], where: str) -> list[tuple[dict[str, Any], str]]:
+    """A full-JSON task's annotations as JSON-MIN-like records (cancelled ones left out)."""
+    task = item.get("data") or {}
+    out = []
+    for annotation in item["annotations"] or []:
+        if annotation.get("was_cancelled"):
+            continue  # skipped in the labeling UI
+        choices = [r["value"]["choices"] for r in annotation.get("result") or [] if r.get("from_name") == CHOICE_KEY]
+        rec = {**task, "id": item.get("id"), "annotation_id": annotation.get("id", 0)}
+        rec["updated_at"] = annotation.get("updated_at") or annotation.get("created_at") or ""
+        rec["annotator"] = annotation.get("completed_by")
+        if choices and choices[0]:  # an empty choice list is no label
+            rec[CHOICE_KEY] = choices[0][0] if len(choices[0]) == 1 else {"choices": choices[0]}
+        out.append((rec, f"{where} (annotation {annotation.get('id')})"))
     return out
 
 
