@@ -605,3 +605,25 @@ def test_a_campaign_whose_disk_fills_stops_with_one_line_and_no_partial_manifest
     check_refused(str(full.value), f"disk full while writing {campaign / 'manifest.csv'}", "free space and rerun")
     assert not (campaign / "manifest.csv").exists() and temporaries(tmp_path / "out") == []
     assert snapshot(campaign) == {}  # a fresh start that wrote nothing leaves nothing
+
+
+def test_a_failed_mlflow_store_creation_leaves_no_store(tmp_path, monkeypatch):
+    """A full disk (or a kill) while MLflow creates its tables leaves nothing at the store's path; the next run
+    creates a working store (before, the half-made sqlite file failed every later run)."""
+    from mlflow.tracking import MlflowClient
+
+    from bpsrun.tracking.store import open_experiment
+
+    db = tmp_path / "mlflow.db"
+
+    def full_disk(self, *args, **kwargs):
+        Path(self.tracking_uri.removeprefix("sqlite:///")).write_bytes(b"SQLite format 3\x00 half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(MlflowClient, "search_experiments", full_disk)
+        with pytest.raises(BpsrunError, match="could not create the MLflow store"):
+            open_experiment(f"sqlite:///{db}", "bpsrun-x", tmp_path / "mlartifacts")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db.lock"]
+    client, experiment = open_experiment(f"sqlite:///{db}", "bpsrun-x", tmp_path / "mlartifacts")
+    assert client.get_experiment(experiment).name == "bpsrun-x"

@@ -6,7 +6,9 @@ leak runs into each other.
 
 from __future__ import annotations
 
+import os
 import re
+import uuid
 from collections.abc import Iterable
 from contextlib import nullcontext
 from pathlib import Path
@@ -16,6 +18,7 @@ from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from bpsrun.errors import BpsrunError
 from bpsrun.lock import shared_lock
 
 SECRET = re.compile(r"(token|secret|password|passwd|access_key|api_key|credential)", re.IGNORECASE)
@@ -50,10 +53,10 @@ def open_experiment(uri: str, name: str, artifact_root: Path) -> tuple[MlflowCli
     `--default-artifact-root` or `--artifacts-destination`, e.g. S3), so none is forced on it.
     """
     local = not uri.startswith(("http://", "https://"))
-    lock = (
-        shared_lock(Path(f"{uri.removeprefix('sqlite:///')}.lock")) if uri.startswith("sqlite:///") else nullcontext()
-    )
-    with lock:
+    sqlite = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+    with shared_lock(Path(f"{sqlite}.lock")) if sqlite else nullcontext():
+        if sqlite is not None and not sqlite.exists():
+            create_sqlite_store(sqlite)
         client = MlflowClient(tracking_uri=uri)
         exp = client.get_experiment_by_name(name)
         if exp is not None:
@@ -68,6 +71,20 @@ def open_experiment(uri: str, name: str, artifact_root: Path) -> tuple[MlflowCli
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
             return client, client.get_experiment_by_name(name).experiment_id
+
+
+def create_sqlite_store(path: Path) -> None:
+    """A new sqlite store, made beside its place and renamed into it once MLflow's tables exist: a run that fails
+    on the way (a full disk, a kill) leaves no half-made store that every later run would fail on."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # MLflow caches stores by URI
+    try:
+        MlflowClient(tracking_uri=f"sqlite:///{tmp}").search_experiments(max_results=1)  # creates the tables
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise BpsrunError(f"{path}: could not create the MLflow store ({exc}); free space or fix tracking.uri") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
