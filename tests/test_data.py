@@ -138,3 +138,21 @@ def test_fused_resize_equals_padding_then_torch_antialiased_interpolation(synth)
             expected = F.interpolate(torch.from_numpy(square)[None, None], size=(size, size), mode="bilinear",
                                      antialias=True, align_corners=False)[0, 0].numpy()  # fmt: skip
             assert np.abs(load_array(img, size) - expected).max() < 1e-4
+
+
+def test_multi_page_and_huge_tiffs_are_refused_naming_the_file(tmp_path):
+    """A multi-page TIFF no longer silently gives its first page; a huge one is refused from its header, before
+    its pixels are decoded (a 20000 x 20000 image used to take 4.8 GB)."""
+    stack = tmp_path / "stack.tif"
+    with tifffile.TiffWriter(stack) as tif:
+        tif.write(np.zeros((8, 8), np.uint16))
+        tif.write(np.ones((6, 6), np.uint16))  # a second image of another shape: series 0 would be page 1 alone
+    with pytest.raises(BpsrunError, match=r"stack.tif: a TIFF of 2 pages; .*save the page you mean"):
+        read_image(stack)
+    huge = tmp_path / "huge.tif"
+    side = 8193
+    with tifffile.TiffWriter(huge) as tif:  # tiles of zeros compress to almost nothing: a small file
+        tif.write(np.zeros((side, side), np.uint8), tile=(1024, 1024), compression="zlib")
+    assert huge.stat().st_size < 5_000_000
+    with pytest.raises(BpsrunError, match=rf"huge.tif: {side} x {side} pixels, more than bpsrun reads"):
+        read_image(huge)
