@@ -29,10 +29,10 @@ from bpsrun.files import atomic_write_json
 from bpsrun.identity import check_identity
 from bpsrun.label.base import Labeler
 from bpsrun.label.oracle import read_truth
-from bpsrun.label.stage import label_round
+from bpsrun.label.stage import check_labels, label_round
 from bpsrun.layout import Layout
 from bpsrun.lock import campaign_lock
-from bpsrun.model.stage import predict_round, train_reference, train_round
+from bpsrun.model.stage import check_trained_on, predict_round, train_reference, train_round
 from bpsrun.plugins import build
 from bpsrun.reference import check_truth
 from bpsrun.report.campaign_table import campaign_table
@@ -108,8 +108,11 @@ class Campaign:
     ) -> None:
         ctx, layout, tracker = self.ctx, self.layout, self.tracker
         picks = finished_picks(ctx, r) if layout.selected(r).exists() else None
+        if layout.labels(r).exists() and picks is not None:
+            check_labels(layout, r, picks, ctx.classes)
+        if layout.metrics(r).exists():  # also a damaged metrics.json stops the run before later rounds' work
+            check_trained_on(ctx, r)
         if picks is not None and tracker.round_logged(r):
-            ctx.read_metrics(r)  # a damaged state file of a finished round stops the run before later rounds' work
             return
         start_round(ctx, tracker, r)
         if picks is None:

@@ -198,6 +198,27 @@ CAMPAIGN_CASES = {
         ),  # fmt: skip
         ["more than the round's n_samples=8"],
     ),
+    "labels edited after training": (
+        ("round=2",),
+        lambda out: (out / "synthetic-active-s0/round_1/labels.json").write_text(
+            (out / "synthetic-active-s0/round_1/labels.json")
+            .read_text()
+            .replace('"no track"', '"TMP"')
+            .replace('"track"', '"no track"')
+            .replace('"TMP"', '"track"')
+        ),  # fmt: skip
+        ["round_1/metrics.json: round 1's model was trained on other labels", "delete"],
+    ),
+    "labels of an image not picked": (
+        ("round=2",),
+        lambda out: (out / "synthetic-active-s0/round_1/labels.json").write_text(
+            json.dumps(
+                json.loads((out / "synthetic-active-s0/round_1/labels.json").read_text())
+                + [{"file_name": "nope.tif", "choice": "track"}]
+            )
+        ),  # fmt: skip
+        ["round_1/labels.json: labels ['nope.tif'] of images not picked in round 1"],
+    ),
     "metrics damaged": (
         ("round=2",),
         lambda out: (out / "synthetic-active-s0/round_1/metrics.json").write_text('{"round": 1, "n_lab'),

@@ -11,8 +11,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -22,12 +20,11 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
-import requests
 from omegaconf import OmegaConf
 
 from bpsrun.__main__ import torch_threads
 from tests.conftest import run_bpsrun
-from tests.test_mlflow_server import api, free_port, history, pairs, search_runs, stop
+from tests.test_mlflow_server import api, history, pairs, running_mlflow_server, search_runs
 
 pytestmark = pytest.mark.slow  # the command line in subprocesses, a Ray instance, a real mlflow server
 
@@ -167,31 +164,9 @@ def mlflow_server(tmp_path) -> Iterator[str]:
     """A real `mlflow server` (sqlite on local disk, artifacts proxied to a local folder) on a free port."""
     root = tmp_path / "server"
     root.mkdir()
-    port = free_port()
-    cmd = [
-        str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
-        "--workers", "1", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
-        "--artifacts-destination", str(root / "artifacts"),
-    ]  # fmt: skip
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    log = root / "server.log"
-    with open(log, "w") as sink:
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"mlflow server exited ({proc.returncode}):\n{log.read_text()[-5000:]}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"mlflow server not healthy after 90 s:\n{log.read_text()[-5000:]}")
-            with suppress(requests.RequestException):
-                if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.3)
+    with running_mlflow_server(root, str(root / "artifacts"), env) as url:
         yield url
-    finally:
-        stop(proc)
 
 
 def test_eight_campaigns_through_ray_into_one_mlflow_server_lose_nothing(tmp_path, shared_data, mlflow_server):

@@ -9,20 +9,22 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections import Counter
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
 
 import boto3
 import pytest
 import requests
 
-from tests.conftest import REPO, run_bpsrun
+from tests.conftest import run_bpsrun
 from tests.s3server import CREDENTIALS, S3Server
 
 pytestmark = pytest.mark.slow  # real servers and the command line in subprocesses
 
-MLFLOW = REPO / ".venv" / "bin" / "mlflow"
 BUCKET = "bpsrun-mlflow"
 ROOT = "mlartifacts"
 REGION = "us-east-1"
@@ -73,25 +75,17 @@ def stop(proc: subprocess.Popen) -> None:
             return
 
 
-@pytest.fixture(scope="module")
-def tracking(s3, tmp_path_factory):
-    """`mlflow server` on a free port (sqlite backend, artifacts proxied to the moto bucket); its base URL."""
-    tmp = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    env = {
-        **os.environ,
-        **CREDENTIALS,
-        "AWS_DEFAULT_REGION": REGION,
-        "MLFLOW_S3_ENDPOINT_URL": s3.url,
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-    }
+@contextmanager
+def running_mlflow_server(root: Path, artifacts: str, env: dict[str, str]) -> Iterator[str]:
+    """`mlflow server` on a free port (sqlite in `root`, artifacts proxied to `artifacts`), healthy; its URL.
+    Stopped by its process group id at the end."""
     cmd = [
-        str(MLFLOW), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db", "--artifacts-destination", f"s3://{BUCKET}/{ROOT}",
+        str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port := free_port()),
+        "--workers", "1", "--backend-store-uri", f"sqlite:///{root}/mlflow.db", "--artifacts-destination", artifacts,
     ]  # fmt: skip
-    log = tmp / "server.log"
+    log = root / "server.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -107,6 +101,21 @@ def tracking(s3, tmp_path_factory):
         yield url
     finally:
         stop(proc)
+
+
+@pytest.fixture(scope="module")
+def tracking(s3, tmp_path_factory):
+    """`mlflow server` on a free port (sqlite backend, artifacts proxied to the moto bucket); its base URL."""
+    tmp = tmp_path_factory.mktemp("mlflow-server")
+    env = {
+        **os.environ,
+        **CREDENTIALS,
+        "AWS_DEFAULT_REGION": REGION,
+        "MLFLOW_S3_ENDPOINT_URL": s3.url,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
+    with running_mlflow_server(tmp, f"s3://{BUCKET}/{ROOT}", env) as url:
+        yield url
 
 
 def api(url: str, method: str, endpoint: str, **kwargs) -> dict:

@@ -40,6 +40,7 @@ from typing import Any
 import requests
 
 from bpsrun.errors import BpsrunError
+from bpsrun.files import pid_alive
 
 LABEL_STUDIO_VERSION = "1.23.2"
 PACKAGE = f"label-studio=={LABEL_STUDIO_VERSION}"
@@ -155,13 +156,7 @@ def alive(pid: int, starttime: int | None = None) -> bool:
     if stat is None:
         if Path("/proc/self/stat").exists():
             return False
-        try:  # no /proc: the best there is
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return pid_alive(pid)  # no /proc: the best there is
     return stat[0] not in "ZX" and (starttime is None or stat[2] == starttime)
 
 

@@ -11,8 +11,9 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from bpsrun.context import Context
+from bpsrun.errors import BpsrunError
 from bpsrun.export.predictions import write_predictions
-from bpsrun.files import atomic_file, atomic_write_json
+from bpsrun.files import atomic_file, atomic_write_json, stable_hash
 from bpsrun.lock import shared_lock
 from bpsrun.model.learner import Learner
 from bpsrun.reference import reference_dir
@@ -40,8 +41,20 @@ def train_round(ctx: Context, r: int) -> Learner:
     learner, scores = train_on(ctx, files, [labels[f] for f in files], seed=ctx.seed * 1000 + r)
     with atomic_file(ctx.layout.model(r)) as tmp:
         learner.save(tmp)
-    atomic_write_json(ctx.layout.metrics(r), {"round": r, **scores})
+    atomic_write_json(ctx.layout.metrics(r), {"round": r, "labels_digest": stable_hash(labels), **scores})
     return learner
+
+
+def check_trained_on(ctx: Context, r: int) -> None:
+    """A finished round's model was trained on the labels its folder holds now: labels.json (of this or an earlier
+    round) changed afterwards would leave metrics and predictions that no longer follow from the campaign's files."""
+    stored = ctx.read_metrics(r).get("labels_digest")  # campaigns older than the digest have none
+    if stored is not None and stored != stable_hash(ctx.labels_until(r)):
+        path = ctx.layout.metrics(r)
+        raise BpsrunError(
+            f"{path}: round {r}'s model was trained on other labels than rounds 1-{r}'s labels.json hold now; "
+            f"restore the labels, or delete {path.parent}/ (and later rounds) to train round {r} again"
+        )
 
 
 def predict_round(ctx: Context, r: int, learner: Learner | None) -> None:
