@@ -18,17 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TINY as CONFTEST_TINY
+
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = ("pyproject.toml", "README.md", "bpsrun", "conf")
-TINY = [
-    "dataset.num_images=60",
-    "selection.n_samples=8",
-    "trainer.max_epochs=2",
-    "trainer.min_samples_per_epoch=16",
-    "embedding.epochs=2",
-    "embedding.image_size=32",
-    "model.image_size=48",
-]
+TINY = ["dataset.num_images=60", *CONFTEST_TINY]
 
 
 def test_pyproject_lists_every_package_and_config_folder():
