@@ -124,17 +124,22 @@ def api(url: str, method: str, endpoint: str, **kwargs) -> dict:
     return r.json()
 
 
-def search_runs(url: str, experiment_id: str, view: str = "ACTIVE_ONLY") -> list[dict]:
-    runs, token = [], None
+def paged(url: str, method: str, endpoint: str, items: str, page_arg: str, **request) -> list[dict]:
+    """Every item of a paginated MLflow REST answer (`page_token` in the query or the body)."""
+    out, token = [], None
     while True:
-        body = {"experiment_ids": [experiment_id], "max_results": 1000, "run_view_type": view}
         if token:
-            body["page_token"] = token
-        page = api(url, "POST", "runs/search", json=body)
-        runs += page.get("runs", [])
+            request[page_arg] = {**request[page_arg], "page_token": token}
+        page = api(url, method, endpoint, **request)
+        out += page.get(items, [])
         token = page.get("next_page_token")
         if not token:
-            return runs
+            return out
+
+
+def search_runs(url: str, experiment_id: str, view: str = "ACTIVE_ONLY") -> list[dict]:
+    body = {"experiment_ids": [experiment_id], "max_results": 1000, "run_view_type": view}
+    return paged(url, "POST", "runs/search", "runs", "json", json=body)
 
 
 def pairs(items: list[dict] | None) -> dict[str, str]:
@@ -142,16 +147,8 @@ def pairs(items: list[dict] | None) -> dict[str, str]:
 
 
 def history(url: str, run_id: str, key: str) -> list[dict]:
-    points, token = [], None
-    while True:
-        params = {"run_id": run_id, "metric_key": key, "max_results": 25000}
-        if token:
-            params["page_token"] = token
-        page = api(url, "GET", "metrics/get-history", params=params)
-        points += page.get("metrics", [])
-        token = page.get("next_page_token")
-        if not token:
-            return points
+    params = {"run_id": run_id, "metric_key": key, "max_results": 25000}
+    return paged(url, "GET", "metrics/get-history", "metrics", "params", params=params)
 
 
 def listed_artifacts(url: str, run_id: str, path: str = "") -> dict[str, int]:

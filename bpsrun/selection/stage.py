@@ -85,7 +85,8 @@ def check_picks(ctx: Context, r: int, picks: list[str], config: dict[str, Any]) 
 def inputs_for(ctx: Context, r: int, config: dict[str, Any], embedding: Embedding) -> SelectionInputs:
     """What the config's strategies read, for the pool images not labeled yet."""
     pool, layout = ctx.pool, ctx.layout
-    labeled = set(layout.labeled_before(r))
+    earlier = layout.labeled_before(r)  # every earlier round's picks, read once
+    labeled = set(earlier)
     candidates = [i for i in pool.train if pool.rows[i]["file"] not in labeled]
     inputs = SelectionInputs(
         candidates=pool.files(candidates),
@@ -98,7 +99,7 @@ def inputs_for(ctx: Context, r: int, config: dict[str, Any], embedding: Embeddin
     if "EMBEDDINGS" in used:
         emb = embedding.embed(r)
         inputs.embeddings = emb[rows]
-        labeled_rows = [pool.train_index[f] for f in layout.labeled_before(r)]
+        labeled_rows = [pool.train_index[f] for f in earlier]
         inputs.labeled_embeddings = emb[labeled_rows] if labeled_rows else None
         inputs.tags = {f"round_{k}": emb[[pool.train_index[f] for f in layout.read_selected(k)]] for k in range(1, r)}
     if used & MODEL_INPUTS and r > 1:
