@@ -23,6 +23,7 @@ from bpsrun.data.pool import Pool
 from bpsrun.data.prepare import prepare, require_truth
 from bpsrun.data.sources import DatasetFiles
 from bpsrun.embed.base import Embedding
+from bpsrun.embed.gate import embedding_gate
 from bpsrun.errors import AwaitingLabels, BpsrunError
 from bpsrun.export.s3 import publish_campaign
 from bpsrun.files import atomic_write_json
@@ -39,6 +40,7 @@ from bpsrun.report.campaign_table import campaign_table
 from bpsrun.selection.backend import SelectionBackend
 from bpsrun.selection.stage import finished_picks, select_round, validated
 from bpsrun.signals import sigterm_exits
+from bpsrun.stopping import CampaignProgress, StoppingRule
 from bpsrun.tracking.round_log import log_round, open_tracker, start_round
 from bpsrun.tracking.runs import Tracker
 
@@ -80,6 +82,7 @@ class Campaign:
         backend: SelectionBackend = build(cfg.selection.backend, "selection/backend")
         embedding: Embedding = build(cfg.embedding, "embedding", context=ctx.embed_context())
         ctx.learner()  # a model config that cannot be built is refused here, not after the first round's labels
+        stop: StoppingRule = build(cfg.stop, "stop")
         if cfg.reference.enabled:
             check_truth(files, truth)
         split = SplitSpec(**OmegaConf.to_container(cfg.split, resolve=True))
@@ -89,14 +92,27 @@ class Campaign:
         if not layout.identity.exists():
             atomic_write_json(layout.identity, identity)
         self.publish("data/", "lightly/.lightly/metadata/")
+        last = self.run_rounds(target, pending, labeler, backend, embedding, stop)
+        reference = train_reference(ctx, self.tracker) if cfg.reference.enabled else None
+        self.publish("lightly/.lightly/predictions/", round_=last)
+        self.tracker.end("FINISHED")
+        print(campaign_table(cfg.campaign, layout, last, reference), flush=True)
+        log.info("MLflow runs of this campaign: %s", self.tracker.runs_link())
+        return float(ctx.read_metrics(last)["val_accuracy"])
+
+    def run_rounds(self, target: int, pending: dict[int, dict[str, Any]], labeler: Labeler,
+                   backend: SelectionBackend, embedding: Embedding, stop: StoppingRule) -> int:  # fmt: skip
+        """Rounds 1..target, halting where `stop` says: the last round run."""
+        ctx = self.ctx
+        progress = CampaignProgress(self.layout, ctx.task, ctx.classes, ctx.pool.files(ctx.pool.train))
         for r in range(1, target + 1):
             self.run_round(r, pending, labeler, backend, embedding)
-        reference = train_reference(ctx, self.tracker) if cfg.reference.enabled else None
-        self.publish("lightly/.lightly/predictions/", round_=target)
-        self.tracker.end("FINISHED")
-        print(campaign_table(cfg.campaign, layout, target, reference), flush=True)
-        log.info("MLflow runs of this campaign: %s", self.tracker.runs_link())
-        return float(ctx.read_metrics(target)["val_accuracy"])
+            reason = stop.reason(progress, r)
+            if reason is not None:
+                print(f"bpsrun: stopping after round {r} (stop={self.cfg.stop.name}): {reason}", flush=True)
+                self.tracker.note_stop(r, reason)
+                return r
+        return target
 
     def run_round(
         self,
@@ -121,6 +137,7 @@ class Campaign:
             tracker.log_metrics(r, {"select/seconds": time.monotonic() - started, "select/picked": len(picks)})
         if not layout.labels(r).exists():
             label_round(layout, r, labeler, picks, self.cfg.labeling.name)
+        embedding_gate(ctx, tracker, r, embedding)
         learner = None
         if layout.metrics(r).exists():  # trained by an earlier run: its curves go to this round's new run
             tracker.log_history(r, ctx.read_metrics(r)["history"])

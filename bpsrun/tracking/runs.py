@@ -143,6 +143,11 @@ class Tracker:
         base = self.uri.rstrip("/") if self.uri.startswith(("http://", "https://")) else ui
         return f"{base}/#/experiments/{self.experiment_id}/runs?workflowType=machine_learning"
 
+    def note_stop(self, round_: int, reason: str) -> None:
+        """The stopping rule's verdict on the parent run: the MLflow UI shows where and why a campaign halted."""
+        self.client.set_tag(self.parent_id, "bpsrun.stopped_after_round", str(round_))
+        self.client.set_tag(self.parent_id, "bpsrun.stop_reason", reason)
+
     def end(self, status: str) -> None:
         """End the campaign's open runs: FINISHED, SCHEDULED (awaiting labels), FAILED or KILLED."""
         for run_id in self.round_ids.values():
