@@ -1,4 +1,4 @@
-"""`python -m bpsrun.report SWEEP_DIR [--no-mlflow]`: (re)build the report of an existing sweep folder."""
+"""`python -m bpsrun.report SWEEP_DIR [--baseline ARM] [--no-mlflow]`: (re)build the report of a sweep folder."""
 
 from __future__ import annotations
 
@@ -16,9 +16,15 @@ def main(argv: list[str] | None = None) -> int:
         "sweep_dir", type=Path, help="a multirun folder, e.g. outputs/multirun/compare_strategies/<time>"
     )
     parser.add_argument("--no-mlflow", action="store_true", help="write the files only; log nothing to MLflow")
+    parser.add_argument(
+        "--baseline",
+        metavar="ARM",
+        help="pair every arm with this one (an arm name as the table prints it, e.g. small_cnn/tutorial); "
+        "default: the sweep's report.baseline, else each arm's selection=random counterpart",
+    )
     args = parser.parse_args(argv)
     try:
-        build_report(args.sweep_dir, log_to_mlflow=not args.no_mlflow)
+        build_report(args.sweep_dir, log_to_mlflow=not args.no_mlflow, baseline=args.baseline)
     except BpsrunError as exc:
         print(f"bpsrun: error: {exc}", file=sys.stderr)
         return 2

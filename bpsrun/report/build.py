@@ -10,19 +10,23 @@ import math
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from bpsrun.errors import BpsrunError
 from bpsrun.files import atomic_file, atomic_write_text
 from bpsrun.reference import reference_dir
-from bpsrun.report.curves import Curve, StrategySummary, mean_sd, summarize
+from bpsrun.report.arms import arm_names, baselines
+from bpsrun.report.curves import ArmSummary, Curve, Paired, summarize, targets
 from bpsrun.report.jobs import Job, read_jobs
+from bpsrun.report.stats import RESAMPLES, mean_sd
 
 log = logging.getLogger("bpsrun")
 
 FRACTION = 0.95  # "labels needed to reach 95 % of full supervision"
+MIN_SEEDS = 10  # random is a strong baseline: a verdict on fewer paired seeds is only indicative
 
 
-def read_curve(job: Job) -> Curve | None:
+def read_curve(job: Job, arm: str) -> Curve | None:
     """The job's finished rounds and its full-supervision accuracy; None if no round finished."""
     n, acc = [], []
     for r in range(1, int(job.cfg.round) + 1):
@@ -38,7 +42,9 @@ def read_curve(job: Job) -> Curve | None:
         log.warning("%s: only %d of %d rounds finished; reported as far as it got", job.root, len(n), job.cfg.round)
     ref = job.path(str(reference_dir(job.cfg))) / "metrics.json"
     full = json.loads(ref.read_text())["val_accuracy"] if ref.exists() else None
-    return Curve(job.cfg.selection.name, int(job.cfg.seed), str(job.cfg.campaign), np.array(n), np.array(acc), full)
+    return Curve(
+        arm, int(job.cfg.seed), str(job.cfg.campaign), np.array(n), np.array(acc), full, job.cfg.selection.name
+    )
 
 
 def fmt(value: tuple[float, float], digits: int = 3) -> str:
@@ -46,84 +52,148 @@ def fmt(value: tuple[float, float], digits: int = 3) -> str:
     return "-" if math.isnan(mean) else f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
-def full_supervision(curves: list[Curve]) -> tuple[float, float]:
-    return mean_sd([c.full for c in {c.seed: c for c in curves if c.full is not None}.values()])
+def fmt_ci(mean: float, ci: tuple[float, float]) -> str:
+    interval = "" if math.isnan(ci[0]) else f" [{ci[0]:+.3f}, {ci[1]:+.3f}]"
+    return f"{mean:+.3f}{interval}"
 
 
-def table_text(rows: list[StrategySummary], full: tuple[float, float]) -> str:
+def shared_baseline(rows: list[ArmSummary]) -> str:
+    """The one arm every paired arm is compared with, named in the table's header; "vs" when they differ (a
+    column then names each arm's)."""
+    names = {row.vs.baseline for row in rows if row.vs is not None}
+    return names.pop() if len(names) == 1 else "vs"
+
+
+def paired_cells(vs: Paired | None, with_baseline: bool) -> list[str]:
+    if vs is None:
+        return ["-"] * (4 if with_baseline else 3)
+    ratio = "-" if math.isnan(vs.labels_ratio) else f"{vs.labels_ratio:.2f} ({vs.ratio_seeds})"
+    cells = [fmt_ci(vs.aulc[0], vs.ci), f"{round(vs.beats * vs.seeds)}/{vs.seeds}", ratio]
+    return [vs.baseline, *cells] if with_baseline else cells
+
+
+def table_text(rows: list[ArmSummary], vs: str) -> str:
     budgets = sorted({b for row in rows for b in row.budgets})
-    head = ["strategy", "seeds", *[f"acc@{b}" for b in budgets], "AULC", "AULC - random", "labels to 95 %"]
+    with_baseline = vs == "vs"
+    head = ["arm", "seeds", *[f"acc@{b}" for b in budgets], "full sup.", "AULC", *(["vs"] if with_baseline else [])]
+    head += [f"AULC - {vs} [95 % CI]", f"beats {vs}", "labels to 95 %", f"labels / {vs}"]
     lines = [head]
     for row in rows:
-        to_95 = f"{fmt(row.labels_to_95, 0)} ({row.reached_95}/{len(row.seeds)})"
-        vs = fmt(row.vs_random) if row.vs_random else "-"
         accs = [fmt(row.accuracy[b]) if b in row.accuracy else "-" for b in budgets]
-        lines.append([row.strategy, str(len(row.seeds)), *accs, fmt(row.aulc), vs, to_95])
+        to_95 = f"{fmt(row.labels_to_target, 0)} ({row.reached}/{len(row.seeds)})"
+        *paired, ratio = paired_cells(row.vs, with_baseline)
+        lines.append([row.arm, str(len(row.seeds)), *accs, fmt(row.full), fmt(row.aulc), *paired, to_95, ratio])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)) for line in lines]
-    text.append(f"full supervision (all pool labels): {fmt(full)}; 95 % of it: {FRACTION * full[0]:.3f}")
-    return "\n".join(text)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
 
 
-def best_vs_random(rows: list[StrategySummary]) -> str:
-    contenders = [row for row in rows if row.vs_random is not None]
-    if not contenders:
-        return "no random baseline in this sweep: AULC differences not computed"
-    best = max(contenders, key=lambda row: row.aulc[0])
-    mean, sd = best.vs_random
-    return (
-        f"best strategy by mean AULC: {best.strategy}, {mean:+.3f} ± {sd:.3f} AULC over random "
-        f"(paired by seed, mean ± sd over {len(best.seeds)} seeds)"
+def legend_text(target: float, vs: str) -> str:
+    which = "its baseline (vs)" if vs == "vs" else vs
+    bar = "no full-supervision reference in this sweep" if math.isnan(target) else f"mean {target:.3f}"
+    return "\n".join(
+        [
+            f"labels to 95 %: first budget reaching 95 % of the best full-supervision accuracy on that seed "
+            f"({bar}), mean ± sd over the seeds that reached it (how many did); full sup.: the arm's learner on "
+            "all pool labels",
+            f"AULC - {vs}: the arm minus {which} on the same seed (same validation set); [95 % CI]: percentile "
+            f"bootstrap of the mean over seeds ({RESAMPLES:,} resamples); beats: seeds with a higher AULC; "
+            f"labels / {vs}: geometric mean of the per-seed ratio where both reached 95 %",
+        ]
     )
 
 
-def summary_csv(rows: list[StrategySummary], full: tuple[float, float]) -> str:
+def verdict(rows: list[ArmSummary]) -> str:
+    contenders = [row for row in rows if row.vs is not None]
+    if not contenders:
+        return "no baseline arm in this sweep (selection=random, or --baseline ARM): no paired differences"
+    best = max(contenders, key=lambda row: row.aulc[0])
+    vs = best.vs
+    low, high = vs.ci
+    if math.isnan(low):
+        meaning = "one paired seed: no interval"
+    elif low > 0:
+        meaning = "the interval excludes 0"
+    elif high < 0:
+        meaning = f"the interval is below 0: {vs.baseline} is better"
+    else:
+        meaning = f"the interval includes 0: no evidence it beats {vs.baseline}"
+    few = f"; fewer than {MIN_SEEDS} paired seeds, indicative only" if vs.seeds < MIN_SEEDS else ""
+    return (
+        f"best arm by mean AULC: {best.arm}, {fmt_ci(vs.aulc[0], vs.ci)} AULC over {vs.baseline}, higher on "
+        f"{round(vs.beats * vs.seeds)} of {vs.seeds} paired seeds ({meaning}{few})"
+    )
+
+
+def summary_csv(rows: list[ArmSummary]) -> str:
     budgets = sorted({b for row in rows for b in row.budgets})
     out = io.StringIO()
     writer = csv.writer(out)
-    acc_cols = [f"acc_{b}_{s}" for b in budgets for s in ("mean", "sd")]
+    acc_cols = [f"acc_{b}_{s}" for b in budgets for s in ("mean", "sd", "ci_low", "ci_high")]
+    vs_cols = ["baseline", "paired_seeds", "aulc_vs_baseline_mean", "aulc_vs_baseline_sd"]
+    vs_cols += ["aulc_vs_baseline_ci_low", "aulc_vs_baseline_ci_high", "beats_baseline_share"]
+    vs_cols += ["labels_ratio_vs_baseline", "labels_ratio_seeds"]
     writer.writerow(
-        ["strategy", "seeds", *acc_cols, "aulc_mean", "aulc_sd", "aulc_vs_random_mean", "aulc_vs_random_sd"]
+        ["arm", "strategy", "seeds", *acc_cols, "aulc_mean", "aulc_sd", *vs_cols]
         + ["labels_to_95_mean", "labels_to_95_sd", "reached_95", "full_supervision_mean", "full_supervision_sd"]
     )
+    nan2 = (math.nan, math.nan)
     for row in rows:
-        accs = [v for b in budgets for v in row.accuracy.get(b, (math.nan, math.nan))]
-        vs = row.vs_random or (math.nan, math.nan)
-        writer.writerow([row.strategy, len(row.seeds), *accs, *row.aulc, *vs, *row.labels_to_95, row.reached_95, *full])
+        accs = [v for b in budgets for v in (*row.accuracy.get(b, nan2), *row.band.get(b, nan2))]
+        vs = row.vs
+        paired = (
+            [vs.baseline, vs.seeds, *vs.aulc, *vs.ci, vs.beats, vs.labels_ratio, vs.ratio_seeds]
+            if vs
+            else ["", 0, *[math.nan] * 6, 0]
+        )
+        writer.writerow(
+            [row.arm, row.strategy, len(row.seeds), *accs, *row.aulc, *paired]
+            + [*row.labels_to_target, row.reached, *row.full]
+        )
     return out.getvalue()
 
 
 def curves_csv(curves: list[Curve]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["strategy", "seed", "campaign", "round", "n_labeled", "val_accuracy", "full_supervision"])
+    head = ["arm", "strategy", "seed", "campaign", "round", "n_labeled", "val_accuracy", "full_supervision"]
+    writer.writerow(head)
     for c in curves:
         for r, (n, acc) in enumerate(zip(c.n_labeled, c.accuracy), start=1):
-            writer.writerow([c.strategy, c.seed, c.campaign, r, int(n), float(acc), c.full if c.full else ""])
+            writer.writerow([c.arm, c.strategy, c.seed, c.campaign, r, int(n), float(acc), c.full or ""])
     return out.getvalue()
 
 
-def build_report(sweep_dir: Path, log_to_mlflow: bool = True) -> str:
-    """Write `<sweep>/report/` (PNG, two CSVs, report.md), log it to MLflow, print and return the table."""
+def read_curves(jobs: list[Job]) -> tuple[list[Curve], dict[str, dict[str, str]]]:
+    """Every finished campaign's curve, named by its arm; and every arm's choices."""
+    names, arms = arm_names([job.choices for job in jobs])
+    return [c for c in map(read_curve, jobs, names) if c is not None], arms
+
+
+def build_report(sweep_dir: Path, log_to_mlflow: bool = True, baseline: str | None = None) -> str:
+    """Write `<sweep>/report/` (PNG, two CSVs, report.md), log it to MLflow, print and return the table.
+    `baseline` names the arm every other is paired with; None: the sweep's `report.baseline`, else each arm's
+    selection=random counterpart."""
     from bpsrun.report.figures import learning_curves_png  # matplotlib loads on first report, not on import
 
     jobs = read_jobs(sweep_dir)
-    curves = [c for c in map(read_curve, jobs) if c is not None]
+    curves, arms = read_curves(jobs)
     if not curves:
         raise BpsrunError(f"{sweep_dir}: none of its {len(jobs)} campaigns has finished a round yet")
-    rows = summarize(curves, FRACTION)
-    full = full_supervision(curves)
+    chosen = baseline or OmegaConf.select(jobs[0].cfg, "report.baseline", default=None)
+    rows = summarize(curves, baselines(arms, chosen), FRACTION)
+    target = mean_sd(list(targets(curves, FRACTION).values()))[0]
     out = sweep_dir / "report"
-    title = f"{sweep_dir.name}: {len(curves)} campaigns, {len(rows)} strategies"
-    text = "\n".join([title, table_text(rows, full), best_vs_random(rows)])
-    atomic_write_text(out / "summary.csv", summary_csv(rows, full))
+    title = f"{sweep_dir.name}: {len(curves)} campaigns, {len(rows)} arms"
+    vs = shared_baseline(rows)
+    text = "\n".join([title, table_text(rows, vs), legend_text(target, vs), verdict(rows)])
+    atomic_write_text(out / "summary.csv", summary_csv(rows))
     atomic_write_text(out / "curves.csv", curves_csv(curves))
     atomic_write_text(out / "report.md", f"```\n{text}\n```\n")
     with atomic_file(out / "learning_curves.png") as tmp, open(tmp, "wb") as f:
-        learning_curves_png(f, rows, full, title)
+        learning_curves_png(f, rows, target, title)
     if log_to_mlflow:
         from bpsrun.report.mlflow_sweep import log_sweep  # --no-mlflow never imports mlflow
 
-        log_sweep(sweep_dir, jobs[0], curves, rows, full, out)
+        log_sweep(sweep_dir, jobs[0], curves, rows, chosen, out)
     print(f"\n{text}\nreport: {out}", flush=True)
     return text

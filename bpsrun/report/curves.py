@@ -1,23 +1,28 @@
-"""Learning-curve arithmetic, pure numpy: area under the curve, labels to reach a target, spread over seeds."""
+"""Learning-curve arithmetic, pure numpy: area under the curve, labels to reach a target, each arm against its
+baseline seed by seed (the statistics are bpsrun/report/stats.py)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+
+from bpsrun.report.stats import bootstrap_ci, common_seeds, geometric_mean, mean_sd, share_positive
 
 
 @dataclass
 class Curve:
     """One campaign: validation accuracy after each round, and its seed's full-supervision accuracy."""
 
-    strategy: str
+    arm: str  # what the sweep varied apart from the seed (bpsrun/report/arms.py)
     seed: int
     campaign: str
     n_labeled: np.ndarray
     accuracy: np.ndarray
     full: float | None
+    strategy: str  # selection.name
 
 
 def aulc(n_labeled: np.ndarray, accuracy: np.ndarray) -> float:
@@ -34,24 +39,9 @@ def labels_to_reach(n_labeled: np.ndarray, accuracy: np.ndarray, target: float) 
     return float(n_labeled[hit[0]]) if len(hit) else math.nan
 
 
-def mean_sd(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value); NaN values are left out."""
-    v = np.asarray([x for x in values if not math.isnan(x)], dtype=np.float64)
-    if len(v) == 0:
-        return math.nan, math.nan
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
-
-
-@dataclass
-class StrategySummary:
-    strategy: str
-    seeds: list[int]
-    budgets: list[int]
-    accuracy: dict[int, tuple[float, float]]  # budget -> (mean, sd) over seeds
-    aulc: tuple[float, float]
-    labels_to_95: tuple[float, float]  # over the seeds that reached it
-    reached_95: int
-    vs_random: tuple[float, float] | None  # AULC minus random's, paired by seed
+def accuracy_at(curve: Curve, budget: int) -> float:
+    hit = np.flatnonzero(curve.n_labeled == budget)
+    return float(curve.accuracy[hit[0]]) if len(hit) else math.nan
 
 
 def campaign_metrics(curve: Curve, fraction: float = 0.95) -> dict[str, float]:
@@ -64,33 +54,118 @@ def campaign_metrics(curve: Curve, fraction: float = 0.95) -> dict[str, float]:
     return out
 
 
-def summarize(curves: list[Curve], fraction: float = 0.95, baseline: str = "random") -> list[StrategySummary]:
-    """One row per strategy, in first-seen order."""
-    base = {c.seed: aulc(c.n_labeled, c.accuracy) for c in curves if c.strategy == baseline}
+def targets(curves: list[Curve], fraction: float) -> dict[int, float]:
+    """Per seed, `fraction` of the best full-supervision accuracy any arm's learner reached on it: one bar for
+    every arm of that seed (same validation set), so labels to it compare across learners too. With one learner
+    it is that seed's own reference."""
+    best: dict[int, float] = {}
+    for c in curves:
+        if c.full is not None:
+            best[c.seed] = max(best.get(c.seed, -math.inf), c.full)
+    return {seed: fraction * full for seed, full in best.items()}
+
+
+@dataclass
+class Paired:
+    """An arm minus its baseline, seed by seed."""
+
+    baseline: str
+    seeds: int  # seeds both ran
+    aulc: tuple[float, float]  # mean, sd of the AULC differences
+    ci: tuple[float, float]  # 95 % percentile-bootstrap interval of their mean
+    beats: float  # share of those seeds on which the arm's AULC is higher
+    labels_ratio: float  # geometric mean of arm / baseline labels to the target, where both reached it
+    ratio_seeds: int
+    curve: dict[int, tuple[float, float, float]]  # budget -> mean accuracy difference and its interval
+
+
+@dataclass
+class ArmSummary:
+    arm: str
+    strategy: str
+    seeds: list[int]
+    budgets: list[int]
+    accuracy: dict[int, tuple[float, float]]  # budget -> (mean, sd) over seeds
+    band: dict[int, tuple[float, float]]  # budget -> 95 % bootstrap interval of the mean
+    aulc: tuple[float, float]
+    labels_to_target: tuple[float, float]  # over the seeds that reached it
+    reached: int
+    full: tuple[float, float]  # full supervision of the arm's learner, over seeds
+    vs: Paired | None
+
+
+@dataclass
+class ArmSeeds:
+    """An arm's per-seed figures, what pairing needs."""
+
+    curves: dict[int, Curve]
+    aulc: dict[int, float]
+    labels: dict[int, float]  # NaN: never reached the target (or no reference)
+
+
+def arm_seeds(group: list[Curve], target: dict[int, float]) -> ArmSeeds:
+    curves = {c.seed: c for c in group}
+    return ArmSeeds(
+        curves,
+        {s: aulc(c.n_labeled, c.accuracy) for s, c in curves.items()},
+        {s: labels_to_reach(c.n_labeled, c.accuracy, target.get(s, math.nan)) for s, c in curves.items()},
+    )
+
+
+def budgets(curves: Iterable[Curve]) -> list[int]:
+    return sorted({int(n) for c in curves for n in c.n_labeled})
+
+
+def difference_curve(arm: ArmSeeds, base: ArmSeeds, seeds: list[int]) -> dict[int, tuple[float, float, float]]:
+    """Per budget both ran, the mean paired accuracy difference and its bootstrap interval."""
+    shared = set(budgets(arm.curves[s] for s in seeds)) & set(budgets(base.curves[s] for s in seeds))
+    out = {}
+    for b in sorted(shared):
+        d = [accuracy_at(arm.curves[s], b) - accuracy_at(base.curves[s], b) for s in seeds]
+        out[b] = (mean_sd(d)[0], *bootstrap_ci(d))
+    return out
+
+
+def pair(arm: ArmSeeds, base: ArmSeeds, name: str) -> Paired:
+    seeds = common_seeds(arm.aulc, base.aulc)
+    diffs = [arm.aulc[s] - base.aulc[s] for s in seeds]
+    ratios = [arm.labels[s] / base.labels[s] for s in common_seeds(arm.labels, base.labels)]
+    return Paired(
+        baseline=name,
+        seeds=len(seeds),
+        aulc=mean_sd(diffs),
+        ci=bootstrap_ci(diffs),
+        beats=share_positive(diffs),
+        labels_ratio=geometric_mean(ratios),
+        ratio_seeds=len(ratios),
+        curve=difference_curve(arm, base, seeds),
+    )
+
+
+def summarize(curves: list[Curve], baselines: dict[str, str | None], fraction: float = 0.95) -> list[ArmSummary]:
+    """One row per arm, in first-seen order; `baselines` maps each arm to the arm it is paired with (or None)."""
+    target = targets(curves, fraction)
+    names = list(dict.fromkeys(c.arm for c in curves))
+    per_arm = {a: arm_seeds([c for c in curves if c.arm == a], target) for a in names}
     rows = []
-    for strategy in dict.fromkeys(c.strategy for c in curves):
-        group = [c for c in curves if c.strategy == strategy]
-        budgets = sorted({int(n) for c in group for n in c.n_labeled})
-        accuracy = {
-            b: mean_sd([float(c.accuracy[list(c.n_labeled).index(b)]) for c in group if b in c.n_labeled])
-            for b in budgets
-        }
-        areas = {c.seed: aulc(c.n_labeled, c.accuracy) for c in group}
-        to_95 = [
-            labels_to_reach(c.n_labeled, c.accuracy, fraction * c.full) if c.full is not None else math.nan
-            for c in group
-        ]
-        paired = [areas[s] - base[s] for s in areas if s in base]
+    for a in names:
+        data = per_arm[a]
+        group = list(data.curves.values())
+        at = {b: [accuracy_at(c, b) for c in group] for b in budgets(group)}
+        base = baselines.get(a)
         rows.append(
-            StrategySummary(
-                strategy=strategy,
-                seeds=sorted(c.seed for c in group),
-                budgets=budgets,
-                accuracy=accuracy,
-                aulc=mean_sd(list(areas.values())),
-                labels_to_95=mean_sd(to_95),
-                reached_95=sum(not math.isnan(v) for v in to_95),
-                vs_random=mean_sd(paired) if paired and strategy != baseline else None,
+            ArmSummary(
+                arm=a,
+                strategy=group[0].strategy,
+                seeds=sorted(data.curves),
+                budgets=list(at),
+                accuracy={b: mean_sd(v) for b, v in at.items()},
+                band={b: bootstrap_ci(v) for b, v in at.items()},
+                aulc=mean_sd(list(data.aulc.values())),
+                labels_to_target=mean_sd(list(data.labels.values())),
+                reached=sum(not math.isnan(v) for v in data.labels.values()),
+                full=mean_sd([c.full for c in group if c.full is not None]),
+                vs=pair(data, per_arm[base], base) if base in per_arm else None,
             )
         )
     return rows

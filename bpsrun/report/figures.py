@@ -1,4 +1,4 @@
-"""A sweep's PNG: every strategy's learning curve against full supervision."""
+"""A sweep's PNG: every arm's learning curve, and its paired difference to its baseline, with confidence bands."""
 
 from __future__ import annotations
 
@@ -11,29 +11,53 @@ matplotlib.use("Agg")  # files only, never a window; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bpsrun.report.curves import StrategySummary  # noqa: E402
+from bpsrun.report.curves import ArmSummary  # noqa: E402
+from bpsrun.report.stats import RESAMPLES  # noqa: E402
+
+BAND = f"bands: 95 % percentile-bootstrap interval of the mean over seeds ({RESAMPLES:,} resamples)"
 
 
-def learning_curves_png(
-    path: Path | BinaryIO, rows: list[StrategySummary], full: tuple[float, float], title: str
-) -> None:
-    """Validation accuracy vs labels, mean and +-1 sd band per strategy; full supervision and 95 % of it as lines."""
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+def curves_panel(ax: plt.Axes, rows: list[ArmSummary], target: float, colors: dict[str, str]) -> None:
+    """Mean validation accuracy vs labels per arm with its band; the mean 95 % target as a line."""
     for row in rows:
         n = np.array(row.budgets)
         mean = np.array([row.accuracy[b][0] for b in row.budgets])
-        sd = np.array([row.accuracy[b][1] for b in row.budgets])
-        (line,) = ax.plot(n, mean, marker="o", ms=3, label=f"{row.strategy} (n={len(row.seeds)})")
-        ax.fill_between(n, mean - sd, mean + sd, color=line.get_color(), alpha=0.15)
-    if not np.isnan(full[0]):
-        ax.axhline(full[0], color="black", ls="--", lw=1, label=f"full supervision {full[0]:.3f}")
-        ax.axhspan(full[0] - full[1], full[0] + full[1], color="black", alpha=0.06)
-        ax.axhline(0.95 * full[0], color="gray", ls=":", lw=1, label="95 % of full supervision")
-    ax.set_xlabel("labeled images")
+        low, high = np.array([row.band[b] for b in row.budgets]).T
+        ax.plot(n, mean, marker="o", ms=3, color=colors[row.arm], label=f"{row.arm} (n={len(row.seeds)})")
+        ax.fill_between(n, low, high, color=colors[row.arm], alpha=0.15)
+    if not np.isnan(target):
+        ax.axhline(target, color="gray", ls=":", lw=1, label="95 % of full supervision (mean)")
     ax.set_ylabel("validation accuracy")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="best")
+
+
+def difference_panel(ax: plt.Axes, rows: list[ArmSummary], colors: dict[str, str]) -> None:
+    """Per arm with a baseline: mean paired accuracy difference to it at each budget, with its band."""
+    ax.axhline(0, color="black", lw=1)
+    paired = [row for row in rows if row.vs is not None and row.vs.curve]
+    for row in paired:
+        n = np.array(list(row.vs.curve))
+        mean, low, high = np.array(list(row.vs.curve.values())).T
+        label = f"{row.arm} - {row.vs.baseline} (n={row.vs.seeds})"
+        ax.plot(n, mean, marker="o", ms=3, color=colors[row.arm], label=label)
+        ax.fill_between(n, low, high, color=colors[row.arm], alpha=0.15)
+    if paired:
+        ax.legend(fontsize=7, loc="best")
+    else:
+        ax.text(0.5, 0.5, "no baseline arm in this sweep", ha="center", va="center", transform=ax.transAxes)
+    ax.set_ylabel("accuracy - baseline (same seed)")
+
+
+def learning_curves_png(path: Path | BinaryIO, rows: list[ArmSummary], target: float, title: str) -> None:
+    """Left: each arm's learning curve; right: its paired difference to its baseline. Bands as BAND says."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), dpi=120)
+    colors = {row.arm: f"C{i % 10}" for i, row in enumerate(rows)}  # an arm keeps its colour in both panels
+    curves_panel(left, rows, target, colors)
+    difference_panel(right, rows, colors)
+    for ax in (left, right):
+        ax.set_xlabel("labeled images")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{title}\n{BAND}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, format="png")
     plt.close(fig)
