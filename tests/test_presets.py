@@ -13,7 +13,20 @@ PRESETS = sorted(p.stem for p in (CONF / "selection").glob("*.yaml"))
 
 
 def test_all_presets_are_listed():
-    assert PRESETS == ["active", "bald", "bps_balanced", "diversity", "hybrid", "random", "typiclust"]
+    assert PRESETS == [
+        "active",
+        "bald",
+        "bps_balanced",
+        "diversity",
+        "hybrid",
+        "margin",
+        "probcover",
+        "random",
+        "tutorial",
+        "typicality",
+        "typiclust",
+        "typiclust_margin",
+    ]
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -26,7 +39,7 @@ def test_preset_is_valid(preset):
         config = round_config(selection, r)
         validate(config, f"{preset} round {r}")
         assert config["n_samples"] == selection["n_samples"]
-    if preset in ("active", "bald", "hybrid", "typiclust", "bps_balanced"):
+    if preset in ("active", "bald", "hybrid", "typicality", "bps_balanced", "margin", "typiclust_margin"):
         assert round_config(selection, 2)["strategies"][0]["input"]["type"] == "SCORES"
 
 

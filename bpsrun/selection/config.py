@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from bpsrun.errors import BpsrunError
@@ -24,6 +25,74 @@ PREDICTION_NAMES = {"CLASS_DISTRIBUTION": ("BALANCE",), "CATEGORY_COUNT": ("WEIG
 UNSUPPORTED_FIELDS = ("dataset_id",)
 
 
+def whole(low: int, optional: bool = False) -> tuple[str, Callable[[Any], bool]]:
+    def ok(v: Any) -> bool:
+        return (optional and v is None) or (isinstance(v, int) and not isinstance(v, bool) and v >= low)
+
+    return f"an integer >= {low}" + (" or null" if optional else ""), ok
+
+
+def number(low: float, high: float = float("inf"), optional: bool = False) -> tuple[str, Callable[[Any], bool]]:
+    def ok(v: Any) -> bool:
+        return (optional and v is None) or (isinstance(v, int | float) and not isinstance(v, bool) and low < v <= high)
+
+    span = f"> {low:g}" if high == float("inf") else f"in ({low:g}, {high:g}]"
+    return f"a number {span}" + (" or null" if optional else ""), ok
+
+
+# bpsrun's own strategy types: Lightly's validator does not know them (nor does the Worker run them), so their
+# entries are checked here, option -> (what it must be, check). They pick the whole round and take only
+# `input: {type: EMBEDDINGS}`.
+EXTENSIONS: dict[str, dict[str, tuple[str, Callable[[Any], bool]]]] = {
+    "TYPICLUST": {"num_nearest_neighbors": whole(1), "max_clusters": whole(1), "min_cluster_size": whole(1)},
+    "PROBCOVER": {
+        "radius": number(0.0, optional=True),
+        "purity": number(0.0, 1.0),
+        "num_classes": whole(2, optional=True),
+    },
+}
+# what Lightly's validator sees in an extension entry's place, so the rest of the config is still checked by it
+STAND_IN = {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}
+
+
+def is_extension(entry: object) -> bool:
+    strategy = entry.get("strategy") if isinstance(entry, dict) else None
+    return isinstance(strategy, dict) and strategy.get("type") in EXTENSIONS
+
+
+def extension_entry(config: dict[str, Any], source: str = "selection config") -> dict[str, Any] | None:
+    """The round's TYPICLUST or PROBCOVER entry, if any: it produces the whole pick list, so it stands alone."""
+    entries = config.get("strategies") or []
+    for i, entry in enumerate(entries):
+        if is_extension(entry):
+            if len(entries) > 1:
+                kind = entry["strategy"]["type"]
+                raise BpsrunError(
+                    f"{source}: strategies[{i}]: {kind} picks the whole round itself and does not combine with "
+                    f"other strategies; make it the round's only entry"
+                )
+            return entry
+    return None
+
+
+def check_extension(entry: dict[str, Any], where: str) -> None:
+    """An extension entry's keys and option values (unknown keys refused, naming the allowed ones)."""
+    kind, options = entry["strategy"]["type"], EXTENSIONS[entry["strategy"]["type"]]
+    extra = sorted(set(entry) - {"input", "strategy"})
+    if extra:
+        raise BpsrunError(f"{where}: unknown key {extra[0]!r}; an entry has only the keys ['input', 'strategy']")
+    if entry.get("input") != {"type": "EMBEDDINGS"}:
+        raise BpsrunError(f"{where}: {kind} takes only input: {{type: EMBEDDINGS}}, got {entry.get('input')!r}")
+    for key, value in entry["strategy"].items():
+        if key == "type":
+            continue
+        if key not in options:
+            raise BpsrunError(f"{where}: {kind} has no option {key!r}; allowed keys: {['type', *options]}")
+        meaning, ok = options[key]
+        if not ok(value):
+            raise BpsrunError(f"{where}: {kind} {key} must be {meaning}, got {value!r}")
+
+
 def round_config(selection: dict[str, Any], round_: int) -> dict[str, Any]:
     """The Lightly selection config for this round: `first_round` when no predictions exist, else `later_rounds`.
 
@@ -43,7 +112,7 @@ def name_types(config: dict[str, Any], source: str) -> None:
     for i, entry in enumerate(config.get("strategies") or []):
         if not isinstance(entry, dict):
             continue
-        for part, valid in (("strategy", list(INPUTS_FOR)), ("input", list(inputs))):
+        for part, valid in (("strategy", [*INPUTS_FOR, *EXTENSIONS]), ("input", list(inputs))):
             kind = (entry.get(part) or {}).get("type") if isinstance(entry.get(part), dict) else None
             if kind is not None and kind not in valid:
                 raise BpsrunError(f"{source}: strategies[{i}].{part}.type={kind!r} is unknown; use one of {valid}")
@@ -55,18 +124,26 @@ def snake(key: object) -> str:
 
 
 def validate(config: dict[str, Any], source: str) -> None:
-    """Lightly's own validator (the Worker's rules, unknown keys rejected), then what our engine supports."""
+    """Lightly's own validator (the Worker's rules, unknown keys rejected), then what our engine supports.
+
+    Extension entries (EXTENSIONS) are checked by our rules; the rest of their config still goes to Lightly's.
+    """
     from lightly.api.api_workflow_compute_worker import selection_config_from_dict
     from pydantic.v1 import ValidationError
 
     name_types(config, source)
+    extension = extension_entry(config, source)
+    lightly_view = {**config, "strategies": [STAND_IN]} if extension else config
     try:
-        selection_config_from_dict(config)
+        selection_config_from_dict(lightly_view)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(snake(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise BpsrunError(f"{source}: invalid Lightly selection config ({problems}); see README 'Selection'") from None
     except (ValueError, TypeError, KeyError) as exc:
         raise BpsrunError(f"{source}: invalid Lightly selection config ({exc}); see README 'Selection'") from None
+    if extension:
+        check_extension(extension, f"{source}: strategies[0]")
+        return
     for i, entry in enumerate(config["strategies"]):
         strategy, kind, source_type = entry["strategy"], entry["strategy"]["type"], entry["input"]["type"]
         where = f"{source}: strategies[{i}]"

@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 
 from bpsrun.errors import BpsrunError
+from bpsrun.selection.config import extension_entry
 from bpsrun.selection.greedy import EPS, Diversity, Objective, greedy_select
+from bpsrun.selection.probcover import probcover
 from bpsrun.selection.scores import SCORES, bald
 from bpsrun.selection.strategies import (
     Balance,
@@ -21,6 +23,7 @@ from bpsrun.selection.strategies import (
     threshold_mask,
     typicality,
 )
+from bpsrun.selection.typiclust import typiclust
 
 
 @dataclass
@@ -134,9 +137,34 @@ def query_for(spec: dict[str, Any], inputs: SelectionInputs) -> np.ndarray:
     return query
 
 
+def num_classes(strategy: dict[str, Any], inputs: SelectionInputs) -> int:
+    """PROBCOVER's k-means k: its own num_classes, else the class count of the pool's one task."""
+    if strategy.get("num_classes") is not None:
+        return int(strategy["num_classes"])
+    if len(inputs.categories) != 1:
+        known = sorted(inputs.categories) or "none"
+        raise BpsrunError(f"PROBCOVER needs strategy.num_classes: the task is not known (tasks: {known})")
+    return len(next(iter(inputs.categories.values())))
+
+
+def extension(strategy: dict[str, Any], inputs: SelectionInputs, n: int) -> list[int]:
+    """TYPICLUST or PROBCOVER: the whole pick list from the embeddings, labeled samples included in the pool."""
+    kind = strategy["type"]
+    x, labeled, seed = embeddings_for(inputs, kind), inputs.labeled_embeddings, inputs.default_seed
+    options = {k: v for k, v in strategy.items() if k != "type" and v is not None}
+    if kind == "TYPICLUST":
+        return typiclust(x, labeled, n, seed=seed, **options)
+    return probcover(x, labeled, n, **{**options, "num_classes": num_classes(strategy, inputs)}, seed=seed)
+
+
 def select(config: dict[str, Any], inputs: SelectionInputs) -> list[int]:
-    """Indices into `inputs.candidates`, in pick order. THRESHOLD filters first; the rest are one product."""
+    """Indices into `inputs.candidates`, in pick order. THRESHOLD filters first; the rest are one product.
+
+    An extension strategy (TYPICLUST, PROBCOVER) is the round's only entry and produces the list itself.
+    """
     n = budget(config, len(inputs.candidates))
+    if (entry := extension_entry(config)) is not None:
+        return extension(entry["strategy"], inputs, n)
     static_log = np.zeros(len(inputs.candidates))
     available = np.ones(len(inputs.candidates), dtype=bool)
     dynamic: list[Objective] = []

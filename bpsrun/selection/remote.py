@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from bpsrun.errors import BpsrunError
+from bpsrun.selection.config import EXTENSIONS
 from bpsrun.selection.engine import SelectionInputs
 
 WORKER_CONFIG = {"datasource": {"process_all": True}, "enable_training": False}
@@ -45,6 +46,12 @@ class LightlyWorker:
 
 def select_with_worker(config: dict[str, Any], dataset_id: str | None) -> list[str]:
     """File names the Worker picked (read back from the run's tag). `config` must already be validated."""
+    for entry in config["strategies"]:
+        if entry["strategy"]["type"] in EXTENSIONS:
+            raise BpsrunError(
+                f"strategy type {entry['strategy']['type']} is a bpsrun extension the Lightly Worker does not run; "
+                f"use selection/backend=local"
+            )
     token = os.environ.get("LIGHTLY_TOKEN")
     if not token:
         raise BpsrunError(
