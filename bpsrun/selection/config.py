@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bpsrun.errors import BpsrunError
+from bpsrun.selection.schema import check_keys
 
 # strategy type -> the input types it can take
 INPUTS_FOR = {
@@ -128,22 +129,36 @@ def validate(config: dict[str, Any], source: str) -> None:
 
     Extension entries (EXTENSIONS) are checked by our rules; the rest of their config still goes to Lightly's.
     """
-    from lightly.api.api_workflow_compute_worker import selection_config_from_dict
-    from pydantic.v1 import ValidationError
-
     name_types(config, source)
     extension = extension_entry(config, source)
     lightly_view = {**config, "strategies": [STAND_IN]} if extension else config
+    lightly_rules(lightly_view, source)
+    if extension:
+        check_extension(extension, f"{source}: strategies[0]")
+        return
+    check_entries(config, source)
+
+
+def lightly_rules(config: dict[str, Any], source: str) -> None:
+    """Lightly's own validator where the installed lightly ships it (before 1.6), else the vendored key check."""
     try:
-        selection_config_from_dict(lightly_view)
+        from lightly.api.api_workflow_compute_worker import selection_config_from_dict
+    except ImportError:
+        check_keys(config, source)
+        return
+    from pydantic.v1 import ValidationError
+
+    try:
+        selection_config_from_dict(config)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(snake(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise BpsrunError(f"{source}: invalid Lightly selection config ({problems}); see README 'Selection'") from None
     except (ValueError, TypeError, KeyError) as exc:
         raise BpsrunError(f"{source}: invalid Lightly selection config ({exc}); see README 'Selection'") from None
-    if extension:
-        check_extension(extension, f"{source}: strategies[0]")
-        return
+
+
+def check_entries(config: dict[str, Any], source: str) -> None:
+    """What the local engine needs beyond Lightly's schema: inputs that fit their strategies, complete settings."""
     for i, entry in enumerate(config["strategies"]):
         strategy, kind, source_type = entry["strategy"], entry["strategy"]["type"], entry["input"]["type"]
         where = f"{source}: strategies[{i}]"

@@ -37,11 +37,25 @@ class LightlyWorker:
     """selection/backend=lightly_worker: the Worker picks from the Lightly dataset holding the pool."""
 
     def __init__(self, dataset_id: str | None):
+        worker_client()  # a missing client is refused when the backend is built, before anything is written
         self.dataset_id = dataset_id
 
     def select(self, config: dict[str, Any], inputs: SelectionInputs) -> list[str]:
         pool = set(inputs.candidates)
         return [f for f in select_with_worker(config, self.dataset_id) if f in pool]
+
+
+def worker_client() -> type:
+    """lightly's API client, which lightly 1.6 (August 2026) removed: the `lightly-worker` extra pins a release
+    that ships it."""
+    try:
+        from lightly.api import ApiWorkflowClient
+    except ImportError:
+        raise BpsrunError(
+            "selection/backend=lightly_worker needs lightly's API client (lightly.api, gone from lightly 1.6); "
+            "install the extra: pip install -e '.[lightly-worker]', or use selection/backend=local"
+        ) from None
+    return ApiWorkflowClient
 
 
 def select_with_worker(config: dict[str, Any], dataset_id: str | None) -> list[str]:
@@ -63,11 +77,9 @@ def select_with_worker(config: dict[str, Any], dataset_id: str | None) -> list[s
             "selection.backend=lightly_worker needs selection.worker.dataset_id=<your Lightly dataset id>"
         )
     server = os.environ.get("LIGHTLY_SERVER_LOCATION", "https://api.lightly.ai")
-    from lightly.api import ApiWorkflowClient
-
     try:
         with quiet_http():
-            client = ApiWorkflowClient(token=token, dataset_id=dataset_id)
+            client = worker_client()(token=token, dataset_id=dataset_id)
             scheduled = client.schedule_compute_worker_run(worker_config=WORKER_CONFIG, selection_config=config)
             for info in client.compute_worker_run_info_generator(scheduled_run_id=scheduled):
                 if info.in_end_state():
