@@ -2,6 +2,7 @@
 (tests/toy_conf/), found by Hydra's search path; nothing in bpsrun is edited."""
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -50,3 +51,34 @@ def test_a_part_without_target_is_named(tmp_path):
 def test_the_old_scalar_keys_name_their_config_group(tmp_path):
     with pytest.raises(BpsrunError, match=r"use selection/backend=lightly_worker"):
         run_in_process("selection.backend=lightly_worker", outputs=tmp_path)
+
+
+def test_the_lightly_worker_without_its_client_is_one_line_and_writes_nothing(tmp_path, monkeypatch):
+    for module in ("lightly.api", "lightly.api.api_workflow_compute_worker"):  # as after lightly 1.6
+        monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(BpsrunError, match=r"needs lightly's API client .*pip install -e '\.\[lightly-worker\]'"):
+        run_in_process("selection=random", "selection/backend=lightly_worker", outputs=tmp_path)
+    assert not any(p.name.startswith("synthetic") for p in tmp_path.iterdir())
+
+
+def test_the_vendored_selection_keys_match_lightlys_models():
+    from lightly.openapi_generated.swagger_client import models
+
+    from bpsrun.selection.schema import KEYS
+
+    for part, model in {"config": "SelectionConfigV4", "entry": "SelectionConfigV4Entry",
+                        "input": "SelectionConfigV4EntryInput", "strategy": "SelectionConfigV4EntryStrategy"}.items():  # fmt: skip
+        assert KEYS[part] == set(getattr(models, model).__fields__), part
+
+
+def test_without_lightly_api_configs_are_still_checked(monkeypatch):
+    from bpsrun.selection.config import validate
+
+    for module in ("lightly.api", "lightly.api.api_workflow_compute_worker"):  # as after lightly 1.6
+        monkeypatch.setitem(sys.modules, module, None)
+    good = {"n_samples": 5, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}]}
+    validate(good, "conf/selection/x.yaml")
+    typo = {"n_samples": 5, "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY",
+                                                                                        "strenght": 2}}]}  # fmt: skip
+    with pytest.raises(BpsrunError, match=r"x.yaml: strategies\[0\].strategy: unknown key\(s\) \['strenght'\]"):
+        validate(typo, "conf/selection/x.yaml")
