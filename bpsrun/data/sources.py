@@ -7,6 +7,7 @@ A dataset source is a callable returning `DatasetFiles`; `conf/dataset/<name>.ya
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,9 +49,9 @@ class DatasetSource(Protocol):
     def __call__(self) -> DatasetFiles: ...
 
 
-def synthetic(*, num_images: int, seed: int, cache_dir: str) -> DatasetFiles:
-    spec = SyntheticSpec(num_images=int(num_images), seed=int(seed))
-    root = generate(spec, Path(cache_dir) / f"synthetic-n{spec.num_images}-s{spec.seed}")
+def synthetic(*, num_images: int, seed: int, cache_dir: str, classes: Sequence[str]) -> DatasetFiles:
+    spec = SyntheticSpec(num_images=int(num_images), seed=int(seed), classes=tuple(str(c) for c in classes))
+    root = generate(spec, Path(cache_dir) / spec.folder_name)
     return DatasetFiles(root / "images", root / "meta.csv", root / "truth.csv")
 
 
