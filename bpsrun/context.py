@@ -11,6 +11,7 @@ from bpsrun.data.pool import Pool
 from bpsrun.data.prepare import image_stack
 from bpsrun.data.sources import dataset_identity
 from bpsrun.embed.base import EmbedContext
+from bpsrun.embed.encoder import Encoder
 from bpsrun.export.predictions import read_predictions
 from bpsrun.label.base import LabelContext
 from bpsrun.label.jsonmin import read_labels
@@ -33,10 +34,17 @@ class Context:
         self.task: str = cfg.task.name
         self.seed = int(cfg.seed)
         self.trainers = Trainers(cfg.trainer)
+        # the embedding's network for learners that build on it: one per run, so images are encoded once
+        self.encoder = Encoder(self.embedding_part, self.trainers)
 
     def learner(self) -> Learner:
-        """A new, untrained learner from `model`."""
-        return build(self.cfg.model, "model", num_classes=len(self.classes), trainers=self.trainers)
+        """A new, untrained learner from `model` (given the encoder if its constructor takes one)."""
+        parts = {"encoder": self.encoder}
+        return build(self.cfg.model, "model", parts, num_classes=len(self.classes), trainers=self.trainers)
+
+    def embedding_part(self) -> object:
+        """The configured embedding, built anew (cheap: it computes nothing until asked)."""
+        return build(self.cfg.embedding, "embedding", context=self.embed_context())
 
     def round_learner(self, r: int) -> Learner:
         learner = self.learner()

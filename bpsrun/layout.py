@@ -34,6 +34,11 @@ class Layout:
     def ssl_embeddings(self) -> Path:
         return self.root / "embeddings" / "simclr.npy"
 
+    @property
+    def ssl_backbone(self) -> Path:
+        """The SimCLR network behind ssl_embeddings (its state_dict), for learners that build on it."""
+        return self.root / "embeddings" / "simclr.pt"
+
     def image_cache(self, size: int) -> Path:
         return self.root / "cache" / f"images-{size}.npy"
 

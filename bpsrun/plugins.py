@@ -3,6 +3,8 @@ built from their YAML's `_target_`: adding one is a new class and a new YAML, ne
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from hydra.errors import InstantiationException
@@ -15,12 +17,13 @@ from bpsrun.errors import BpsrunError
 DESCRIPTIVE = ("name", "group_by", "stratify_by")
 
 
-def build(node: DictConfig, where: str, **runtime: Any) -> Any:
+def build(node: DictConfig, where: str, optional: Mapping[str, Any] | None = None, **runtime: Any) -> Any:
     """`_target_(**keys, **runtime)`: the part `node` names, called with its other keys and the run's objects.
 
     `runtime` holds Python objects (the campaign's context, a trainer factory) that never enter the config, so
-    they are passed to the partial Hydra builds rather than merged into it. `where` is the config group, for
-    messages.
+    they are passed to the partial Hydra builds rather than merged into it. `optional` holds runtime objects only
+    some parts of the group use (a learner's `encoder`): each goes only to a target that names it as a parameter,
+    so the others need no parameter they would ignore. `where` is the config group, for messages.
     """
     if not isinstance(node, DictConfig):  # `trainer.lr_schedule=constant`: the key users typed before groups
         raise BpsrunError(
@@ -40,4 +43,14 @@ def build(node: DictConfig, where: str, **runtime: Any) -> Any:
         raise BpsrunError(
             f"{where}: cannot build {spec['_target_']} ({exc}); check the keys in conf/{where}/"
         ) from None
-    return factory(**runtime)
+    return factory(**runtime, **accepted(factory, optional or {}))
+
+
+def accepted(factory: Callable[..., Any], parts: Mapping[str, Any]) -> dict[str, Any]:
+    """The `parts` whose names are parameters of `factory` (a `**kwargs` catch-all does not count)."""
+    named = {
+        name
+        for name, p in inspect.signature(factory).parameters.items()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    return {k: v for k, v in parts.items() if k in named}

@@ -42,7 +42,7 @@ def test_balanced_hybrid_typiclust_and_bald_presets_run_end_to_end(tmp_path):
 def test_folder_dataset_with_png_and_tiff(tmp_path, shared_data):
     """Bring-your-own data: a folder of PNG and TIFF images with meta.csv, truth from dataset.truth_csv."""
     run_bpsrun("round=1", "selection=random", outputs=tmp_path / "gen", data=shared_data)
-    source = shared_data / "synthetic-n60-s1234"
+    source = shared_data / "synthetic-n60-s1234-binary"
     folder = tmp_path / "mine"
     folder.mkdir()
     meta = (source / "meta.csv").read_text().splitlines()

@@ -20,7 +20,7 @@ def test_a_toy_learner_and_labeler_run_a_campaign(tmp_path, shared_data):
     run_in_process(*overrides, outputs=tmp_path, data=shared_data, conf=TOY_CONF)
     root = tmp_path / "toy"
     cfg = compose_config(*overrides, outputs=tmp_path, data=shared_data, conf=TOY_CONF)
-    truth = read_truth(Path(cfg.dataset.cache_dir) / "synthetic-n60-s1234" / "truth.csv", ["track", "no track"])
+    truth = read_truth(Path(cfg.dataset.cache_dir) / "synthetic-n60-s1234-binary" / "truth.csv", ["track", "no track"])
     for r in (1, 2):
         picks = (root / f"round_{r}" / "selected.txt").read_text().splitlines()
         labels = json.loads((root / f"round_{r}" / "labels.json").read_text())

@@ -1,116 +1,214 @@
 """Self-supervised embeddings of the pool: SimCLR (lightly's NT-Xent loss and projection head) on a small CNN.
 
-Views are made on 16-bit-normalised tensors (lightly's PIL transforms would clip 16-bit data): random resized
-crops, flips, 90-degree rotations, intensity scaling and Gaussian noise. No labels are used.
+Views are made on 16-bit-normalised tensors, a batch at a time (lightly's PIL transforms would clip 16-bit data):
+random resized crops, flips, 90-degree rotations, Gaussian blur, intensity gain and Gaussian noise, each set by
+the config's `augment` keys (`Views`). No labels are used. The trained backbone is kept with the embedding, for
+learners that build on it (bpsrun.embed.encoder).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from lightly.loss import NTXentLoss
 from lightly.models.modules.heads import SimCLRProjectionHead
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from torchvision.transforms import v2
 
 from bpsrun.embed.base import EmbedContext
+from bpsrun.embed.encoder import Features
 from bpsrun.faults import checkpoint
-from bpsrun.files import cached_npy, stable_hash
+from bpsrun.files import atomic_file, stable_hash
 from bpsrun.lock import shared_lock
-from bpsrun.model.module import flip_rotate
 from bpsrun.model.networks import SmallConvNet
 from bpsrun.model.trainers import Trainers
 
 log = logging.getLogger("bpsrun")
 
 
-def make_view_transform(size: int) -> nn.Module:
-    return v2.RandomResizedCrop(size, scale=(0.5, 1.0), antialias=True)
+@dataclass(frozen=True)
+class Views:
+    """How SimCLR makes two views of an image: the embedding learns to ignore exactly these changes."""
+
+    flip: bool = True  # mirror images
+    rotate90: bool = True  # rotate by a multiple of 90 degrees (nuclei have no preferred orientation)
+    crop_scale: tuple[float, float] = (0.5, 1.0)  # random resized crop: share of the image's area kept
+    blur_sigma: tuple[float, float] = (0.0, 1.0)  # Gaussian blur, sigma in pixels (focus varies); (0, 0): none
+    gain: tuple[float, float] = (0.7, 1.3)  # intensity factor (exposure, staining)
+    noise: float = 0.05  # standard deviation of added Gaussian noise
+
+    @classmethod
+    def of(cls, keys: Mapping[str, Any]) -> Views:
+        """From the config's `augment` keys (its lists become tuples)."""
+        return cls(**{k: tuple(v) if isinstance(v, Sequence) else v for k, v in keys.items()})
 
 
-def augment(x: torch.Tensor, crop: nn.Module) -> torch.Tensor:
-    views = torch.stack([crop(xi) for xi in x])
-    views = flip_rotate(views)
-    gain = torch.empty(len(x), 1, 1, 1).uniform_(0.7, 1.3)
-    return views * gain + 0.05 * torch.randn_like(views)
+def crop_and_turn(x: torch.Tensor, views: Views) -> torch.Tensor:
+    """Random resized crops, flips and 90-degree rotations as one affine resampling of the batch."""
+    n = len(x)
+    lo, hi = views.crop_scale
+    area = torch.empty(n).uniform_(lo, hi)
+    aspect = torch.exp(torch.empty(n).uniform_(math.log(3 / 4), math.log(4 / 3)))
+    w, h = (area * aspect).sqrt().clamp(max=1.0), (area / aspect).sqrt().clamp(max=1.0)
+    turns = torch.randint(0, 4, (n,)) if views.rotate90 else torch.zeros(n, dtype=torch.long)
+    angle = turns * (math.pi / 2)
+    cos, sin = angle.cos().round(), angle.sin().round()
+    mirror = torch.where(torch.rand(n) < 0.5, -1.0, 1.0) if views.flip else torch.ones(n)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = w * cos * mirror, -w * sin
+    theta[:, 1, 0], theta[:, 1, 1] = h * sin * mirror, h * cos
+    theta[:, 0, 2] = (1 - w) * torch.empty(n).uniform_(-1, 1)  # the crop's centre, inside the image
+    theta[:, 1, 2] = (1 - h) * torch.empty(n).uniform_(-1, 1)
+    grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def blur(x: torch.Tensor, sigma: tuple[float, float]) -> torch.Tensor:
+    """A separable Gaussian blur with a random sigma per image (one grouped convolution per axis)."""
+    lo, hi = sigma
+    if hi <= 0:
+        return x
+    n, c, height, width = x.shape
+    radius = math.ceil(3 * hi)
+    s = torch.empty(n, 1).uniform_(lo, hi).clamp(min=1e-3).to(x)
+    offsets = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-0.5 * (offsets / s) ** 2)
+    kernel = (kernel / kernel.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)  # (n * c, 2r + 1)
+    out = F.pad(x.reshape(1, n * c, height, width), (radius, radius, radius, radius), mode="reflect")
+    out = F.conv2d(out, kernel[:, None, :, None], groups=n * c)
+    out = F.conv2d(out, kernel[:, None, None, :], groups=n * c)
+    return out.reshape(n, c, height, width)
+
+
+def augment(x: torch.Tensor, views: Views) -> torch.Tensor:
+    out = blur(crop_and_turn(x, views), views.blur_sigma)
+    gain = torch.empty(len(x), 1, 1, 1).uniform_(*views.gain).to(x)
+    return out * gain + views.noise * torch.randn_like(out)
+
+
+def simclr_backbone(width: int) -> nn.Module:
+    """The network SimCLR trains: small_cnn's feature extractor, so model=finetune is small_cnn started from it."""
+    return SmallConvNet(in_channels=1, width=width).features
 
 
 class SimCLR(pl.LightningModule):
-    def __init__(self, width: int, dim: int, temperature: float, lr: float, size: int):
+    def __init__(self, width: int, dim: int, temperature: float, lr: float, views: Views):
         super().__init__()
-        self.backbone = SmallConvNet(in_channels=1, width=width).features
+        self.backbone = simclr_backbone(width)
         feat = 4 * width
         self.head = SimCLRProjectionHead(input_dim=feat, hidden_dim=feat, output_dim=dim)
         self.criterion = NTXentLoss(temperature=temperature)
-        self.crop = make_view_transform(size)
-        self.lr = lr
+        self.views, self.lr = views, lr
 
     def training_step(self, batch: tuple[torch.Tensor], batch_idx: int) -> torch.Tensor:
         checkpoint("embedding")
         (x,) = batch
-        z0 = self.head(self.backbone(augment(x, self.crop)))
-        z1 = self.head(self.backbone(augment(x, self.crop)))
+        z0 = self.head(self.backbone(augment(x, self.views)))
+        z1 = self.head(self.backbone(augment(x, self.views)))
         loss = self.criterion(z0, z1)
         self.log("ssl/loss", loss, on_epoch=True, on_step=False, prog_bar=True)
         return loss
-
-    def predict_step(self, batch: tuple[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        return self.backbone(batch[0]).cpu()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=1e-4)
 
 
-def embed_simclr(
-    images: np.ndarray,
-    trainers: Trainers,
-    *,
-    seed: int,
-    epochs: int = 30,
-    batch_size: int = 128,
-    width: int = 16,
-    dim: int = 64,
-    temperature: float = 0.5,
-    lr: float = 2e-3,
-) -> np.ndarray:
-    """Train SimCLR on `images` (N, 1, S, S) and return backbone features (N, 4 * width), float32."""
+@dataclass(frozen=True)
+class SimCLRSettings:
+    epochs: int
+    batch_size: int
+    width: int  # backbone channels; features are 4 * width dimensional
+    dim: int  # projection-head output used by the loss
+    temperature: float
+    lr: float
+    views: Views
+
+
+def train_simclr(images: np.ndarray, trainers: Trainers, settings: SimCLRSettings, seed: int) -> SimCLR:
+    """SimCLR trained on `images` (N, 1, S, S)."""
     pl.seed_everything(seed, workers=True, verbose=False)
+    s = settings
     x = torch.from_numpy(images).float()
-    model = SimCLR(width, dim, temperature, lr, images.shape[-1])
+    model = SimCLR(s.width, s.dim, s.temperature, s.lr, s.views)
     loader = DataLoader(
-        TensorDataset(x), batch_size=min(batch_size, len(x)), shuffle=True, drop_last=len(x) > batch_size
+        TensorDataset(x), batch_size=min(s.batch_size, len(x)), shuffle=True, drop_last=len(x) > s.batch_size
     )
-    trainers.trainer(max_epochs=epochs).fit(model, loader)
-    feats = trainers.trainer().predict(model, DataLoader(TensorDataset(x), batch_size=512))
-    return torch.cat(feats).numpy().astype(np.float32)
+    trainers.trainer(max_epochs=s.epochs).fit(model, loader)
+    return model
+
+
+def features(net: nn.Module, images: np.ndarray, trainers: Trainers) -> np.ndarray:
+    loader = DataLoader(TensorDataset(torch.from_numpy(images).float()), batch_size=trainers.eval_batch_size)
+    return torch.cat(trainers.trainer().predict(Features(net), loader)).numpy().astype(np.float32)
 
 
 class SimCLREmbedding:
     """embedding=simclr: computed once per pool, seed and settings, shared by campaigns.
 
-    The embedding uses no labels, so campaigns that differ only in strategy share it: the first computes it into
-    `paths.data/embeddings/` (under a lock, for parallel sweep jobs) and each campaign keeps its own copy.
+    The embedding uses no labels, so campaigns that differ only in strategy or learner share it: the first computes
+    it and its backbone into `paths.data/embeddings/` (under a lock, for parallel sweep jobs) and each campaign
+    keeps its own copy (embeddings/simclr.npy and simclr.pt).
     """
 
-    def __init__(self, context: EmbedContext, image_size: int, **settings: float):
-        self.context, self.image_size, self.settings = context, int(image_size), settings
+    def __init__(
+        self,
+        context: EmbedContext,
+        image_size: int,
+        epochs: int,
+        batch_size: int,
+        width: int,
+        dim: int,
+        temperature: float,
+        lr: float,
+        augment: Mapping[str, Any],
+    ):
+        self.context, self.image_size = context, int(image_size)
+        self.settings = SimCLRSettings(
+            int(epochs), int(batch_size), int(width), int(dim), temperature, lr, Views.of(augment)
+        )
+
+    def shared(self) -> Path:
+        """The shared cache entry (.npy features, .pt backbone) of this pool, seed and settings."""
+        key = {**self.context.cache_key(), "embedding": {"image_size": self.image_size, **asdict(self.settings)}}
+        return self.context.shared_dir / f"simclr-{stable_hash(key)}"
+
+    def fetch(self) -> None:
+        """The campaign's copies of the embedding and its backbone, computed into the shared cache the first time."""
+        ctx, layout = self.context, self.context.layout
+        if layout.ssl_embeddings.exists() and layout.ssl_backbone.exists():
+            return
+        stem = self.shared()
+        npy, pt = stem.with_suffix(".npy"), stem.with_suffix(".pt")
+        with shared_lock(stem.with_suffix(".lock")):
+            if not (npy.exists() and pt.exists()):
+                stack = ctx.pool_images(self.image_size)
+                log.info("embedding %d pool images with SimCLR (once per pool and seed)", len(stack))
+                model = train_simclr(stack, ctx.trainers, self.settings, ctx.seed)
+                with atomic_file(pt) as tmp:
+                    torch.save(model.backbone.state_dict(), tmp)
+                with atomic_file(npy) as tmp, open(tmp, "wb") as f:
+                    np.save(f, features(model.backbone, stack, ctx.trainers))
+        for source, target in ((npy, layout.ssl_embeddings), (pt, layout.ssl_backbone)):
+            if not target.exists():  # a campaign older than the backbone keeps its embedding and gains the .pt
+                with atomic_file(target) as tmp:
+                    shutil.copyfile(source, tmp)
 
     def embed(self, round_: int) -> np.ndarray:
-        ctx = self.context
-        key = {**ctx.cache_key(), "embedding": {"image_size": self.image_size, **self.settings}}
-        shared = ctx.shared_dir / f"simclr-{stable_hash(key)}.npy"
+        self.fetch()
+        return np.load(self.context.layout.ssl_embeddings)
 
-        def compute() -> np.ndarray:
-            stack = ctx.pool_images(self.image_size)
-            log.info("embedding %d pool images with SimCLR (once per pool and seed)", len(stack))
-            return embed_simclr(stack, ctx.trainers, seed=ctx.seed, **self.settings)
-
-        def from_shared() -> np.ndarray:
-            with shared_lock(shared.with_suffix(".lock")):
-                return cached_npy(shared, compute)
-
-        return cached_npy(ctx.layout.ssl_embeddings, from_shared)
+    def backbone(self) -> nn.Module:
+        self.fetch()
+        net = simclr_backbone(self.settings.width)
+        net.load_state_dict(torch.load(self.context.layout.ssl_backbone, map_location="cpu", weights_only=True))
+        return net.eval()

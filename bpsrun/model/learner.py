@@ -1,12 +1,16 @@
 """Learners: what trains on a round's labels and predicts the pool. `conf/model/<name>.yaml` names one by
-`_target_`; it is built with that file's keys, `num_classes` and `trainers` (bpsrun.model.trainers.Trainers).
+`_target_`; it is built with that file's keys, `num_classes` and `trainers` (bpsrun.model.trainers.Trainers), and
+`encoder` (bpsrun.embed.encoder.Encoder: the embedding's network) if its constructor takes one.
 
-`ImageClassifier` is a LightningModule (`net` + optimiser) trained, validated and run by Lightning Trainers.
+`ImageClassifier` is a LightningModule (`net` + optimiser) trained, validated and run by Lightning Trainers;
+`FineTuned` is one whose net starts from the embedding's network; `LinearProbe` trains a head on its frozen
+features.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -16,8 +20,9 @@ import torch
 from torch import nn
 
 from bpsrun.data.datamodule import StackDataModule
+from bpsrun.embed.encoder import Encoder
 from bpsrun.errors import BpsrunError
-from bpsrun.model.module import NucleusClassifier
+from bpsrun.model.module import NucleusClassifier, flip_rotate
 from bpsrun.model.trainers import Trainers
 
 
@@ -80,15 +85,22 @@ class ImageClassifier:
         batch_size: int,
         num_classes: int,
         trainers: Trainers,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = flip_rotate,  # None: inputs are features
+        max_epochs: int | None = None,  # None: trainer.max_epochs
     ):
         self.net, self.optimizer = net, optimizer
         self.image_size, self.batch_size, self.num_classes = int(image_size), int(batch_size), num_classes
-        self.trainers = trainers
+        self.trainers, self.augment = trainers, augment
+        self.epochs = {"max_epochs": int(max_epochs)} if max_epochs else {}
         self.module: NucleusClassifier | None = None  # set by fit or load
 
+    def make_net(self) -> nn.Module:
+        return self.net(num_classes=self.num_classes)
+
     def fresh(self) -> NucleusClassifier:
-        net = self.net(num_classes=self.num_classes)
-        return NucleusClassifier(net, self.optimizer, self.num_classes, self.trainers.lr_schedule)
+        return NucleusClassifier(
+            self.make_net(), self.optimizer, self.num_classes, self.trainers.lr_schedule, self.augment
+        )
 
     def data(self, **parts: Any) -> StackDataModule:
         t = self.trainers
@@ -98,7 +110,9 @@ class ImageClassifier:
         pl.seed_everything(seed, workers=True, verbose=False)
         self.module = self.fresh()
         history = History()
-        self.trainers.fit_trainer(callbacks=[history]).fit(self.module, datamodule=self.data(train=train, val=val))
+        self.trainers.fit_trainer(callbacks=[history], **self.epochs).fit(
+            self.module, datamodule=self.data(train=train, val=val)
+        )
         return history.rows
 
     def evaluate(self, val: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
@@ -140,3 +154,102 @@ class ImageClassifier:
         self.module = self.fresh()
         self.module.load_state_dict(torch.load(path, map_location="cpu"))
         self.module.eval()
+
+
+def encoder_input(image_size: int, encoder: Encoder) -> int:
+    """A learner on the embedding's network takes images at the size that network was trained on."""
+    if int(image_size) != encoder.image_size:
+        raise BpsrunError(
+            f"model.image_size={image_size}, but this model builds on the embedding's network, trained at "
+            f"embedding.image_size={encoder.image_size}; leave model.image_size at ${{embedding.image_size}}"
+        )
+    return encoder.image_size
+
+
+class FineTuned(ImageClassifier):
+    """model=finetune: the embedding's network with a new head (`net`, e.g. FineTuneNet), trained end to end."""
+
+    def __init__(
+        self,
+        net: Callable[..., nn.Module],
+        optimizer: Callable[..., torch.optim.Optimizer],
+        image_size: int,
+        batch_size: int,
+        num_classes: int,
+        trainers: Trainers,
+        encoder: Encoder,
+    ):
+        super().__init__(net, optimizer, encoder_input(image_size, encoder), batch_size, num_classes, trainers)
+        self.encoder = encoder
+
+    def make_net(self) -> nn.Module:
+        return self.net(backbone=self.encoder.module(), num_classes=self.num_classes, image_size=self.image_size)
+
+
+class LinearProbe:
+    """model=linear_probe: a head (`net`, e.g. ProbeHead) trained on the frozen features of the embedding's network.
+
+    Images are encoded once per campaign run (Encoder's cache), so a round trains in seconds; the head is an
+    ImageClassifier over feature vectors (no image augmentation), trained, validated and run by the same Trainers
+    for its own `max_epochs` (feature epochs cost milliseconds, and tens of labels need many steps).
+    model.pt holds the head; the network comes from the embedding's cache.
+    """
+
+    def __init__(
+        self,
+        net: Callable[..., nn.Module],
+        optimizer: Callable[..., torch.optim.Optimizer],
+        image_size: int,
+        batch_size: int,
+        num_classes: int,
+        trainers: Trainers,
+        encoder: Encoder,
+        max_epochs: int,
+    ):
+        self.net, self.encoder = net, encoder
+        self.image_size = encoder_input(image_size, encoder)
+        self.classifier = partial(
+            ImageClassifier,
+            optimizer=optimizer,
+            image_size=self.image_size,
+            batch_size=batch_size,
+            num_classes=num_classes,
+            trainers=trainers,
+            augment=None,
+            max_epochs=max_epochs,
+        )
+        self.head: ImageClassifier | None = None  # set by fit or load
+
+    def head_for(self, mean: torch.Tensor, scale: torch.Tensor) -> ImageClassifier:
+        return self.classifier(partial(self.net, mean=mean, scale=scale))
+
+    def encoded(self, data: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        return self.encoder.encode(data[0]), data[1]
+
+    def fit(self, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], seed: int) -> list[dict]:
+        x, y = self.encoded(train)
+        feats = torch.from_numpy(x)
+        std = feats.std(dim=0, correction=0)
+        self.head = self.head_for(feats.mean(dim=0), torch.where(std > 1e-6, std, 1.0))  # constant features stay
+        return self.head.fit((x, y), self.encoded(val), seed)
+
+    def evaluate(self, val: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+        return self.head.evaluate(self.encoded(val))
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return self.head.predict_proba(self.encoder.encode(x))
+
+    def mc_proba(self, x: np.ndarray, passes: int, seed: int) -> np.ndarray:
+        return self.head.mc_proba(self.encoder.encode(x), passes, seed)
+
+    def features(self, x: np.ndarray) -> np.ndarray:
+        """The embedding network's frozen features (what the head was trained on)."""
+        return self.encoder.encode(x)
+
+    def save(self, path: Path) -> None:
+        self.head.save(path)
+
+    def load(self, path: Path) -> None:
+        dim = torch.load(path, map_location="cpu", weights_only=True)["net.mean"].numel()
+        self.head = self.head_for(torch.zeros(dim), torch.ones(dim))  # the saved buffers replace these
+        self.head.load(path)

@@ -1,5 +1,5 @@
-"""The LightningModule: cross-entropy training with flips and 90-degree rotations, torchmetrics validation,
-softmax prediction (optionally with dropout active, for Monte-Carlo dropout)."""
+"""The LightningModule: cross-entropy training (on images with flips and 90-degree rotations, or on features as
+they are), torchmetrics validation, softmax prediction (optionally with dropout active, for Monte-Carlo dropout)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,13 @@ def flip_rotate(x: torch.Tensor) -> torch.Tensor:
     return torch.stack(out)
 
 
+def param_groups(net: nn.Module) -> list[dict[str, Any]]:
+    """The net's optimiser groups if it has its own (a group's `lr_scale` multiplies the optimiser's rate, e.g. a
+    pretrained backbone fine-tuned slower than its new head), else one group."""
+    groups = getattr(net, "param_groups", None)
+    return groups() if groups is not None else [{"params": list(net.parameters())}]
+
+
 class NucleusClassifier(pl.LightningModule):
     def __init__(
         self,
@@ -31,11 +38,13 @@ class NucleusClassifier(pl.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         num_classes: int = 2,
         lr_schedule: Schedule | None = None,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = flip_rotate,  # None: inputs are not images
     ):
         super().__init__()
         self.net = net
         self.optimizer_factory = optimizer
         self.lr_schedule = lr_schedule or Constant()
+        self.augment = augment
         self.criterion = nn.CrossEntropyLoss()
         self.val_metrics = MetricCollection(
             {
@@ -54,7 +63,7 @@ class NucleusClassifier(pl.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         checkpoint("training")
         x, y = batch
-        loss = self.criterion(self(flip_rotate(x)), y)
+        loss = self.criterion(self(self.augment(x) if self.augment else x), y)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
         return loss
 
@@ -90,5 +99,7 @@ class NucleusClassifier(pl.LightningModule):
         return torch.softmax(self(x), dim=1).cpu()
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(self.parameters())
+        optimizer = self.optimizer_factory(param_groups(self.net))
+        for group in optimizer.param_groups:
+            group["lr"] *= group.get("lr_scale", 1.0)
         return self.lr_schedule(optimizer, int(self.trainer.estimated_stepping_batches))

@@ -66,3 +66,66 @@ class ResNet18(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
+
+
+class ProbeHead(nn.Module):
+    """Logits from frozen features: standardised (by the training set's mean and spread, kept as buffers so a saved
+    head predicts alone), then dropout and a linear layer, or a small MLP with `hidden` units."""
+
+    def __init__(
+        self,
+        mean: torch.Tensor,
+        scale: torch.Tensor,
+        num_classes: int = 2,
+        hidden: int | None = None,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.register_buffer("mean", mean.float())
+        self.register_buffer("scale", scale.float())
+        dim = mean.numel()
+        layers: list[nn.Module] = [nn.Dropout(dropout)]
+        if hidden:
+            layers += [nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout)]
+            dim = hidden
+        out = nn.Linear(dim, num_classes)
+        nn.init.zeros_(out.weight)  # start from no preference: steps go to the features that separate the labels
+        nn.init.zeros_(out.bias)
+        self.layers = nn.Sequential(*layers, out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers((x - self.mean) / self.scale)
+
+
+class FineTuneNet(nn.Module):
+    """A pretrained backbone (e.g. the SimCLR one) and a new linear head, trained together; the backbone's rate is
+    `backbone_lr_scale` times the head's, so a few noisy labels do not wash out what it learned."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int = 2,
+        in_channels: int = 1,
+        image_size: int = 96,
+        dropout: float = 0.2,
+        backbone_lr_scale: float = 0.1,
+    ):
+        super().__init__()
+        self.features = backbone.requires_grad_(True)
+        with torch.no_grad():
+            dim = backbone.eval()(torch.zeros(1, in_channels, image_size, image_size)).shape[1]
+        backbone.train()  # Lightning keeps submodules' modes: batch norm must learn this task's statistics
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, num_classes))
+        self.backbone_lr_scale = backbone_lr_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def param_groups(self) -> list[dict]:
+        return [
+            {"params": list(self.features.parameters()), "lr_scale": self.backbone_lr_scale},
+            {"params": list(self.head.parameters())},
+        ]
