@@ -1,7 +1,7 @@
 """Full supervision: the campaign's model trained on every training-pool image with its true label.
 
 It is the ceiling a learning curve is read against ("labels needed to reach 95 % of full supervision"). It is
-computed once per dataset, split, model, trainer and seed into its own folder and never feeds a campaign: campaign
+computed once per dataset, split, model, embedding, trainer and seed into its own folder and never feeds a campaign: campaign
 models only ever see the labels of images their strategy selected.
 """
 
@@ -28,6 +28,7 @@ def reference_dir(cfg: DictConfig) -> Path:
         "split": OmegaConf.to_container(cfg.split, resolve=True),
         "model": OmegaConf.to_container(cfg.model, resolve=True),
         "trainer": {k: v for k, v in trainer.items() if k not in RUNTIME_KEYS and k != "lightning"},
+        "embedding": OmegaConf.to_container(cfg.embedding, resolve=True),  # linear_probe and finetune build on it
         "seed": int(cfg.seed),
     }
     return Path(cfg.reference.dir) / f"{cfg.dataset.name}-{cfg.model.name}-s{cfg.seed}-{stable_hash(key)[:8]}"
