@@ -9,6 +9,7 @@ dataset and the SimCLR embeddings come from the caches; the rounds themselves ar
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -19,8 +20,8 @@ COMMAND = [sys.executable, "-m", "bpsrun", "round=2"]
 
 
 def accuracies(m: Measured) -> str:
-    """Round accuracies from the campaign's printed table (last two lines)."""
-    rows = [line.split() for line in m.stdout.strip().splitlines()[-2:]]
+    """Round accuracies from the campaign's printed table (its rows: round, labeled, val acc, bal acc)."""
+    rows = [line.split() for line in m.stdout.splitlines() if re.match(r"\s*\d+\s+\d+\s+[0-9.]+\s+[0-9.]+\s*$", line)]
     return " / ".join(row[2] for row in rows)
 
 
