@@ -80,7 +80,7 @@ class Campaign:
         truth = read_truth(files.truth_csv, ctx.classes)
         pending = {r: validated(ctx, r) for r in range(1, target + 1) if not layout.selected(r).exists()}
         backend: SelectionBackend = build(cfg.selection.backend, "selection/backend")
-        embedding: Embedding = build(cfg.embedding, "embedding", context=ctx.embed_context())
+        embedding: Embedding = ctx.embedding_part()
         ctx.learner()  # a model config that cannot be built is refused here, not after the first round's labels
         stop: StoppingRule = build(cfg.stop, "stop")
         if cfg.reference.enabled:

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from bpsrun.data.pool import Pool
 from bpsrun.data.prepare import image_stack
 from bpsrun.data.sources import dataset_identity
-from bpsrun.embed.base import EmbedContext
+from bpsrun.embed.base import EmbedContext, Embedding
 from bpsrun.embed.encoder import Encoder
 from bpsrun.export.predictions import read_predictions
 from bpsrun.label.base import LabelContext
@@ -42,7 +42,7 @@ class Context:
         parts = {"encoder": self.encoder}
         return build(self.cfg.model, "model", parts, num_classes=len(self.classes), trainers=self.trainers)
 
-    def embedding_part(self) -> object:
+    def embedding_part(self) -> Embedding:
         """The configured embedding, built anew (cheap: it computes nothing until asked)."""
         return build(self.cfg.embedding, "embedding", context=self.embed_context())
 

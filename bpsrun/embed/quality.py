@@ -24,7 +24,8 @@ def knn_agreement(x: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
     labels = np.asarray(labels)
     n = len(labels)
     k = min(k, n - 1)
-    sims = unit(x) @ unit(x).T
+    u = unit(x)
+    sims = u @ u.T
     np.fill_diagonal(sims, -np.inf)
     nearest = np.argsort(-sims, axis=1, kind="stable")[:, :k]
     classes, codes = np.unique(labels, return_inverse=True)
