@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from bpsrun.checks import check_config
 from bpsrun.context import Context
 from bpsrun.data.manifest import SplitSpec
 from bpsrun.data.pool import Pool
-from bpsrun.data.prepare import prepare, require_truth
+from bpsrun.data.prepare import prepare
 from bpsrun.data.sources import DatasetFiles
 from bpsrun.embed.base import Embedding
 from bpsrun.embed.gate import embedding_gate
@@ -30,10 +30,11 @@ from bpsrun.files import atomic_write_json
 from bpsrun.identity import check_identity
 from bpsrun.label.base import Labeler
 from bpsrun.label.oracle import read_truth
-from bpsrun.label.stage import check_labels, label_round
+from bpsrun.label.stage import check_labels, check_validation, gather_validation, label_round
+from bpsrun.label.validation import keep_validation, truth_records, val_source
 from bpsrun.layout import Layout
 from bpsrun.lock import campaign_lock
-from bpsrun.model.stage import check_trained_on, predict_round, train_reference, train_round
+from bpsrun.model.stage import check_trained_on, predict_round, score_round, train_reference, train_round
 from bpsrun.plugins import build
 from bpsrun.reference import check_truth
 from bpsrun.report.campaign_table import campaign_table
@@ -41,7 +42,7 @@ from bpsrun.selection.backend import SelectionBackend
 from bpsrun.selection.stage import finished_picks, select_round, validated
 from bpsrun.signals import sigterm_exits
 from bpsrun.stopping import CampaignProgress, StoppingRule
-from bpsrun.tracking.round_log import log_round, open_tracker, start_round
+from bpsrun.tracking.round_log import log_late_scores, log_round, open_tracker, start_round
 from bpsrun.tracking.runs import Tracker
 
 log = logging.getLogger("bpsrun")
@@ -74,10 +75,10 @@ class Campaign:
         cfg, ctx, layout = self.cfg, self.ctx, self.layout
         # everything that can refuse the run does so before the first write: a misconfigured run leaves no trace
         files: DatasetFiles = build(cfg.dataset, "dataset")
-        require_truth(files, cfg.labeling.name)
+        validated_by = val_source(cfg.split.val_labels, files.truth_csv)
         labeler: Labeler = build(cfg.labeling, "labeling", context=ctx.label_context(files.truth_csv))
         identity = check_identity(cfg, layout)
-        truth = read_truth(files.truth_csv, ctx.classes)
+        truth = read_truth(files.truth_csv, ctx.classes) if files.truth_csv is not None else {}
         pending = {r: validated(ctx, r) for r in range(1, target + 1) if not layout.selected(r).exists()}
         backend: SelectionBackend = build(cfg.selection.backend, "selection/backend")
         embedding: Embedding = ctx.embedding_part()
@@ -85,28 +86,35 @@ class Campaign:
         stop: StoppingRule = build(cfg.stop, "stop")
         if cfg.reference.enabled:
             check_truth(files, truth)
-        split = SplitSpec(**OmegaConf.to_container(cfg.split, resolve=True))
+        split = SplitSpec(**{k: cfg.split[k] for k in ("val_size", "group_by", "stratify_by", "seed")})
         ctx.truth = truth
-        ctx.pool = Pool(prepare(files, split, layout.manifest, layout.metadata, truth))
+        val_truth = truth if validated_by == "truth" else None
+        ctx.pool = Pool(prepare(files, split, layout.manifest, layout.metadata, val_truth))
+        if val_truth is not None and ctx.val_missing():
+            keep_validation(layout, truth_records(ctx.val_missing(), val_truth))
         self._tracker = open_tracker(cfg)  # the inputs are sound: the campaign's run is live from here on
         if not layout.identity.exists():
             atomic_write_json(layout.identity, identity)
         self.publish("data/", "lightly/.lightly/metadata/")
         last = self.run_rounds(target, pending, labeler, backend, embedding, stop)
-        reference = train_reference(ctx, self.tracker) if cfg.reference.enabled else None
+        reference = train_reference(ctx, self.tracker) if cfg.reference.enabled and not ctx.val_missing() else None
         self.publish("lightly/.lightly/predictions/", round_=last)
         self.tracker.end("FINISHED")
         print(campaign_table(cfg.campaign, layout, last, reference), flush=True)
         log.info("MLflow runs of this campaign: %s", self.tracker.runs_link())
-        return float(ctx.read_metrics(last)["val_accuracy"])
+        return float(ctx.read_metrics(last).get("val_accuracy", "nan"))  # nan: validation labels still missing
 
     def run_rounds(self, target: int, pending: dict[int, dict[str, Any]], labeler: Labeler,
                    backend: SelectionBackend, embedding: Embedding, stop: StoppingRule) -> int:  # fmt: skip
         """Rounds 1..target, halting where `stop` says: the last round run."""
         ctx = self.ctx
         progress = CampaignProgress(self.layout, ctx.task, ctx.classes, ctx.pool.files(ctx.pool.train))
+        unscored = self.unscored(target)
+        if unscored:  # rounds trained before the validation labels were in: have they arrived since?
+            gather_validation(ctx, labeler, unscored[-1])
         for r in range(1, target + 1):
             self.run_round(r, pending, labeler, backend, embedding)
+            self.score_late(r)
             reason = stop.reason(progress, r)
             if reason is not None:
                 print(f"bpsrun: stopping after round {r} (stop={self.cfg.stop.name}): {reason}", flush=True)
@@ -136,7 +144,11 @@ class Campaign:
             picks = select_round(ctx, r, pending[r], backend, embedding)
             tracker.log_metrics(r, {"select/seconds": time.monotonic() - started, "select/picked": len(picks)})
         if not layout.labels(r).exists():
-            label_round(layout, r, labeler, picks, self.cfg.labeling.name)
+            label_round(ctx, r, labeler, picks, self.cfg.labeling.name)
+        elif ctx.val_missing() and not layout.metrics(r).exists():
+            gather_validation(ctx, labeler, r)
+        if not layout.metrics(r).exists():
+            check_validation(ctx, r, self.cfg.labeling.name)
         embedding_gate(ctx, tracker, r, embedding)
         learner = None
         if layout.metrics(r).exists():  # trained by an earlier run: its curves go to this round's new run
@@ -147,6 +159,18 @@ class Campaign:
         if not (layout.predictions(r) / "tasks.json").exists():
             predict_round(ctx, r, learner)
         log_round(ctx, tracker, r)
+
+    def unscored(self, upto: int) -> list[int]:
+        """Rounds up to `upto` trained without validation metrics (split.require_val=false)."""
+        done = [r for r in range(1, upto + 1) if self.layout.metrics(r).exists()]
+        return [r for r in done if "confusion" not in self.ctx.read_metrics(r)]
+
+    def score_late(self, r: int) -> None:
+        """Rounds up to r trained without validation metrics get them once every validation label is in."""
+        if self.ctx.val_missing():
+            return
+        for k in self.unscored(r):
+            log_late_scores(self.ctx, self.tracker, k, score_round(self.ctx, k))
 
     @property
     def tracker(self) -> Tracker:

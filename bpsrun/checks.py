@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from bpsrun.data.manifest import VAL_LABELS
 from bpsrun.errors import BpsrunError
 
 MAX_ROUND = 1000  # far beyond any labeling budget; a typo like round=100000 must not loop holding the lock
@@ -34,7 +35,7 @@ def check_config(cfg: DictConfig) -> None:
     """Refuse the first bad value of `cfg` (the composed bpsrun config) with a `BpsrunError`; return None if sound."""
     check_round(get(cfg, "round"))
     check_int("seed", get(cfg, "seed"), 0, SEED_MAX, "e.g. seed=0")
-    check_fraction("split.val_fraction", get(cfg, "split.val_fraction"), "e.g. split.val_fraction=0.2")
+    check_split(cfg)
     check_selection(cfg)
     check_dataset(cfg)
     check_int("trainer.max_epochs", get(cfg, "trainer.max_epochs"), 1, None, "e.g. trainer.max_epochs=30")
@@ -105,6 +106,19 @@ def check_fraction(key: str, value: Any, example: str, *, one_allowed: bool = Fa
         return
     interval = "greater than 0 and at most 1" if one_allowed else "strictly between 0 and 1"
     raise BpsrunError(f"{key}={value!r}: must be a number {interval}; {example}")
+
+
+def check_split(cfg: DictConfig) -> None:
+    size = get(cfg, "split.val_size")
+    if is_int(size):
+        check_int("split.val_size", size, 1, None, "a number of images (e.g. 150) or a fraction (e.g. 0.2)")
+    else:
+        check_fraction("split.val_size", size, "a fraction (e.g. split.val_size=0.2) or a number of images (150)")
+    source = get(cfg, "split.val_labels")
+    if source not in VAL_LABELS:
+        raise BpsrunError(f"split.val_labels={source!r}: use one of {', '.join(VAL_LABELS)}")
+    if not isinstance(get(cfg, "split.require_val"), bool):
+        raise BpsrunError(f"split.require_val={get(cfg, 'split.require_val')!r}: use true or false")
 
 
 def check_selection(cfg: DictConfig) -> None:

@@ -15,6 +15,7 @@ from bpsrun.embed.encoder import Encoder
 from bpsrun.export.predictions import read_predictions
 from bpsrun.label.base import LabelContext
 from bpsrun.label.jsonmin import read_labels
+from bpsrun.label.validation import read_validation
 from bpsrun.layout import Layout
 from bpsrun.model.learner import Learner
 from bpsrun.model.trainers import Trainers
@@ -26,7 +27,7 @@ class Context:
     are set once it has run, and parts reach them through this object's methods."""
 
     pool: Pool
-    truth: dict[str, str]  # ground truth of the validation images (and of the pool, for the oracle's campaigns)
+    truth: dict[str, str]  # the dataset's ground truth ({} without one): full supervision trains on it
 
     def __init__(self, cfg: DictConfig, layout: Layout):
         self.cfg, self.layout = cfg, layout
@@ -58,9 +59,21 @@ class Context:
     def pool_images(self, size: int) -> np.ndarray:
         return np.asarray(self.images(size)[self.pool.train])
 
-    def val_set(self, size: int) -> tuple[np.ndarray, np.ndarray]:
-        val = self.pool.val
-        y = np.array([self.classes.index(self.truth[self.pool.rows[i]["file"]]) for i in val])
+    def val_labels(self) -> dict[str, str]:
+        return read_validation(self.layout, self.classes)
+
+    def val_missing(self) -> list[str]:
+        """Validation images without a label yet (split.val_labels=labeler: the labeller's share of the work)."""
+        labels = self.val_labels()
+        return [f for f in self.pool.files(self.pool.val) if f not in labels]
+
+    def val_set(self, size: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The validation images and labels; None until every one is labeled (metrics on part of the sample
+        would not compare across rounds)."""
+        labels, val = self.val_labels(), self.pool.val
+        if any(self.pool.rows[i]["file"] not in labels for i in val):
+            return None
+        y = np.array([self.classes.index(labels[self.pool.rows[i]["file"]]) for i in val])
         return np.asarray(self.images(size)[val]), y
 
     def previous_probs(self, r: int, files: list[str]) -> np.ndarray | None:
@@ -83,7 +96,13 @@ class Context:
 
     def label_context(self, truth_csv: Path | None) -> LabelContext:
         return LabelContext(
-            self.cfg.campaign, self.classes, truth_csv, self.layout, self.image_path, self.previous_probs
+            self.cfg.campaign,
+            self.classes,
+            truth_csv,
+            self.layout,
+            self.image_path,
+            self.previous_probs,
+            bool(self.cfg.split.require_val),
         )
 
     def embedding_key(self) -> dict:

@@ -11,12 +11,14 @@ from bpsrun.errors import BpsrunError
 from bpsrun.layout import Layout
 
 
+def split_identity(cfg: DictConfig) -> dict[str, Any]:
+    """Which images validate and who labels them; `require_val` only says when rounds may train, so it may change."""
+    split = OmegaConf.to_container(cfg.split, resolve=True)
+    return {k: v for k, v in split.items() if k != "require_val"}
+
+
 def campaign_identity(cfg: DictConfig) -> dict[str, Any]:
-    return {
-        "dataset": dataset_identity(cfg),
-        "split": OmegaConf.to_container(cfg.split, resolve=True),
-        "seed": cfg.seed,
-    }
+    return {"dataset": dataset_identity(cfg), "split": split_identity(cfg), "seed": cfg.seed}
 
 
 def check_identity(cfg: DictConfig, layout: Layout) -> dict[str, Any]:

@@ -39,6 +39,11 @@ class Layout:
         """The SimCLR network behind ssl_embeddings (its state_dict), for learners that build on it."""
         return self.root / "embeddings" / "simclr.pt"
 
+    @property
+    def validation_labels(self) -> Path:
+        """The validation sample's labels (JSON-MIN), apart from every round's training labels."""
+        return self.root / "validation" / "labels.json"
+
     def image_cache(self, size: int) -> Path:
         return self.root / "cache" / f"images-{size}.npy"
 

@@ -15,6 +15,7 @@ from bpsrun.data.manifest import read_meta
 from bpsrun.data.sources import DatasetFiles, dataset_identity
 from bpsrun.errors import BpsrunError
 from bpsrun.files import stable_hash
+from bpsrun.identity import split_identity
 
 # settings that change speed, not the trained model
 RUNTIME_KEYS = ("accelerator", "devices", "threads", "eval_batch_size")
@@ -25,7 +26,7 @@ def reference_dir(cfg: DictConfig) -> Path:
     trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
     key = {
         "dataset": dataset_identity(cfg),
-        "split": OmegaConf.to_container(cfg.split, resolve=True),
+        "split": split_identity(cfg),
         "model": OmegaConf.to_container(cfg.model, resolve=True),
         "trainer": {k: v for k, v in trainer.items() if k not in RUNTIME_KEYS and k != "lightning"},
         "embedding": OmegaConf.to_container(cfg.embedding, resolve=True),  # linear_probe and finetune build on it

@@ -21,7 +21,9 @@ class Progress(Protocol):
 
     def n_labeled(self, r: int) -> int: ...
 
-    def metric(self, r: int, name: str) -> float: ...
+    def metric(self, r: int, name: str) -> float | None:
+        """Round r's validation metric `name`; None while the round has no validation metrics yet."""
+        ...
 
     def predicted(self, r: int) -> np.ndarray:
         """Round r's predicted class index per training-pool image, in pool order."""
@@ -62,7 +64,7 @@ class TargetMetric:
 
     def reason(self, progress: Progress, r: int) -> str | None:
         value = progress.metric(r, self.metric)
-        if value < self.target:
+        if value is None or value < self.target:
             return None
         return f"{self.metric} {value:.3f} reaches stop.target={self.target}"
 
@@ -114,8 +116,10 @@ class CampaignProgress:
     def n_labeled(self, r: int) -> int:
         return int(self.layout.read_state(self.layout.metrics(r))["n_labeled"])
 
-    def metric(self, r: int, name: str) -> float:
+    def metric(self, r: int, name: str) -> float | None:
         metrics = self.layout.read_state(self.layout.metrics(r))
+        if "confusion" not in metrics:  # trained before the validation labels were in (split.require_val=false)
+            return None
         if name not in metrics:
             known = sorted(k for k, v in metrics.items() if isinstance(v, float))
             raise BpsrunError(f"stop.metric={name}: {self.layout.metrics(r)} has no such metric; use one of {known}")

@@ -92,7 +92,7 @@ def rows_for(plates: int, wells: int, per_well: int) -> list[dict[str, str]]:
 
 def test_split_is_stratified():
     rows = rows_for(4, 5, 10)  # 100 Fe, 100 X-ray
-    parts = split(rows, SplitSpec(val_fraction=0.2, stratify_by="particle_type"))
+    parts = split(rows, SplitSpec(val_size=0.2, stratify_by="particle_type"))
     for particle in ("Fe", "X-ray"):
         assert sum(p == "val" for p, r in zip(parts, rows) if r["particle_type"] == particle) == 20
 
@@ -100,7 +100,7 @@ def test_split_is_stratified():
 @pytest.mark.parametrize("group_by", ["well", "plate"])
 def test_grouped_split_keeps_groups_whole(group_by):
     rows = rows_for(6, 5, 4)
-    parts = split(rows, SplitSpec(val_fraction=0.3, group_by=group_by, stratify_by="particle_type"))
+    parts = split(rows, SplitSpec(val_size=0.3, group_by=group_by, stratify_by="particle_type"))
     sides: dict[str, set[str]] = {}
     for part, row in zip(parts, rows):
         sides.setdefault(group_key(row["filename"], group_by), set()).add(part)

@@ -4,15 +4,19 @@ The environment is `BPSRUN_LABEL_STUDIO_VENV` or `.venv-labelstudio` in the repo
 created from nothing otherwise (about a minute to install, under a minute to start).
 """
 
+import csv
 import json
 import os
+import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import requests
 
 from tests.conftest import REPO, bpsrun_command, run_bpsrun, snapshot
+from tests.s3server import BUCKET, S3Server, bps_like
 from tests.test_labelstudio_server import free_port, start_detached, stop_detached
 
 pytestmark = pytest.mark.slow  # real servers or the command line in subprocesses
@@ -164,3 +168,87 @@ def test_unreachable_server_and_missing_token_are_clear(tmp_path, shared_data):
     )
     assert proc.returncode == 2
     assert "labeling.url is set but LABEL_STUDIO_API_KEY is empty" in proc.stderr
+
+
+# -- a campaign without ground truth: the validation sample is labeled in Label Studio too ---------------------
+
+
+@pytest.fixture(scope="module")
+def own_images(tmp_path_factory):
+    """A folder of TIFFs with meta.csv and no truth file; the truth stays with the test (the "annotator")."""
+    from bpsrun.data.synthetic import SyntheticSpec, generate
+
+    synth = generate(SyntheticSpec(num_images=60, seed=1234), tmp_path_factory.mktemp("synth") / "s")
+    folder = tmp_path_factory.mktemp("own") / "images"
+    shutil.copytree(synth / "images", folder)
+    shutil.copy(synth / "meta.csv", folder / "meta.csv")
+    with open(synth / "truth.csv", newline="") as f:
+        return folder, {row["filename"]: row["label"] for row in csv.DictReader(f)}
+
+
+@pytest.fixture(scope="module")
+def bucket(tmp_path_factory):
+    s3 = S3Server()
+    s3.public_bucket(BUCKET)
+    s3.upload_bps(BUCKET, bps_like(tmp_path_factory.mktemp("bucket-src")))
+    yield s3
+    s3.stop()
+
+
+def human_campaign(studio, args: tuple[str, ...], campaign: str, truth: dict[str, str]) -> Path:
+    """Rounds 1-2 labeled over REST as an annotator would: round 1's picks by `truth` (the annotator's eye), every
+    validation task "track" (so metrics computed on anything but these human labels would show it)."""
+    url, token, outputs = studio
+    env = {"LABEL_STUDIO_API_KEY": token}
+    live = (*args, "labeling=labelstudio", f"labeling.url={url}", f"campaign={campaign}")
+    first = run_bpsrun(*live, "round=2", outputs=outputs, env=env, check=False)
+    assert first.returncode == 3, first.stderr[-3000:]
+    root = outputs / campaign
+    val = [r["file"] for r in csv.DictReader((root / "manifest.csv").open()) if r["split"] == "val"]
+    assert f"round 1: 0 of 8 images labeled; 0 of {len(val)} validation images in Label Studio" in first.stderr
+    tasks = project_tasks(url, token, campaign)
+    kinds = {t["data"]["file_name"]: t["data"]["kind"] for t in tasks}
+    picks1 = (root / "round_1" / "selected.txt").read_text().splitlines()
+    assert kinds == {**{f: "training" for f in picks1}, **{f: "validation" for f in val}}
+    for task in tasks:
+        file = task["data"]["file_name"]
+        annotate(url, token, task["id"], "track" if kinds[file] == "validation" else truth.get(file, "no track"))
+
+    second = run_bpsrun(*live, "round=2", outputs=outputs, env=env, check=False)  # round 1 trains, round 2 asks
+    assert second.returncode == 3, second.stderr[-3000:]
+    assert "round 2: 0 of 8 images labeled in Label Studio" in second.stderr
+    round1 = json.loads((root / "round_1" / "metrics.json").read_text())
+    assert round1["confusion"][1] == [0, 0] and sum(round1["confusion"][0]) == len(val)
+    round2 = [t for t in project_tasks(url, token, campaign) if t["data"]["round"] == 2]
+    assert len(round2) == 8 and all(t["data"]["kind"] == "training" for t in round2)
+    for task in round2:
+        annotate(url, token, task["id"], truth.get(task["data"]["file_name"], "track"))
+    run_bpsrun(*live, "round=2", outputs=outputs, env=env)
+
+    # metrics on the human validation labels only; those labels never trained a model
+    metrics = json.loads((root / "round_2" / "metrics.json").read_text())
+    assert metrics["n_labeled"] == 16 and metrics["confusion"][1] == [0, 0]
+    assert metrics["val_accuracy"] == pytest.approx(metrics["confusion"][0][0] / len(val))
+    held_out = json.loads((root / "validation" / "labels.json").read_text())
+    assert sorted(r["file_name"] for r in held_out) == sorted(val) and {r["choice"] for r in held_out} == {"track"}
+    for r in (1, 2):
+        trained = {rec["file_name"] for rec in json.loads((root / f"round_{r}" / "labels.json").read_text())}
+        assert len(trained) == 8 and not trained & set(val)
+    assert len(project_tasks(url, token, campaign)) == 16 + len(val)  # nothing imported twice
+    return root
+
+
+def test_a_folder_without_ground_truth_labeled_in_label_studio(studio, own_images):
+    folder, truth = own_images
+    root = human_campaign(studio, ("dataset=folder", f"dataset.path={folder}"), "own-folder", truth)
+    assert not (root / "truth.csv").exists()
+
+
+def test_the_bps_bucket_labeled_in_label_studio(studio, bucket, tmp_path):
+    """dataset=bps has a particle-type proxy truth; split.val_labels=labeler validates on human labels instead."""
+    cache = tmp_path / "cache"
+    args = (
+        "dataset=bps", f"dataset.endpoint_url={bucket.url}", f"dataset.cache_dir={cache}",
+        "dataset.subset.max_images=60", "split.val_labels=labeler",
+    )  # fmt: skip
+    human_campaign(studio, args, "own-bps", truth={})

@@ -62,7 +62,7 @@ def test_folder_dataset_with_png_and_tiff(tmp_path, shared_data):
     out = tmp_path / "out"
     args = ("dataset=folder", f"dataset.path={folder}", "round=1", "selection=random")
     proc = run_bpsrun(*args, outputs=out, check=False)
-    assert proc.returncode == 2 and "needs ground truth for validation; set dataset.truth_csv" in proc.stderr
+    assert proc.returncode == 2 and "labeling=oracle needs ground truth; set dataset.truth_csv" in proc.stderr
     run_bpsrun(*args, f"dataset.truth_csv={tmp_path / 'truth.csv'}", outputs=out)
     selected = (out / "folder-random-s0" / "round_1" / "selected.txt").read_text().splitlines()
     assert len(selected) == 8 and any(f.endswith(".png") for f in [*selected, *meta])

@@ -74,7 +74,7 @@ def test_any_valid_name_goes_through_prepare_once_and_stays_inside_outputs(names
         before = tree(root)
         campaign = root / "out" / "c"
         truth = dict(zip(names, (CLASSES[k % 2] for k in range(len(names)))))
-        rows = prepare(files, SplitSpec(val_fraction=0.2), campaign / "manifest.csv", campaign / "metadata", truth)
+        rows = prepare(files, SplitSpec(val_size=0.2), campaign / "manifest.csv", campaign / "metadata", truth)
 
         after = tree(root)
         outside = {k: v for k, v in after.items() if not k.startswith("out/")}

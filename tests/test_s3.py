@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from bpsrun.data.bps import Subset, parse_meta, select_subset
-from bpsrun.data.s3 import safe_path
+from bpsrun.data.s3 import S3Location, safe_path
 from bpsrun.errors import BpsrunError
-from tests.conftest import REPO, TINY, run_bpsrun
+from bpsrun.plugins import build
+from tests.conftest import REPO, TINY, compose_config, run_bpsrun
 from tests.s3server import BUCKET, CREDENTIALS, PREFIX, S3Server, bps_like
 
 # every secret bpsrun reads from the environment, with values that cannot occur by chance
@@ -100,7 +101,7 @@ def test_two_round_campaign_from_the_local_server(server, tmp_path):
     expected = {r["filename"] for r in listed if r["hr_post_exposure"] == "4" and r["dose_Gy"] in ("0.82", "1.0")}
     assert {r["file"] for r in manifest} == expected
     # only the subset was downloaded, byte for byte
-    mirror = cache / BUCKET / "Microscopy" / "train"
+    mirror = cache / S3Location(BUCKET, endpoint_url=server.url).store / BUCKET / "Microscopy" / "train"
     assert {p.name for p in mirror.glob("*.tif")} == expected
     some = sorted(expected)[0]
     assert (mirror / some).read_bytes() == server.client().get_object(Bucket=BUCKET, Key=PREFIX + some)["Body"].read()
@@ -118,11 +119,33 @@ def test_two_round_campaign_from_the_local_server(server, tmp_path):
         assert (root / f"round_{k}" / "metrics.json").exists()
 
 
+def test_two_servers_with_one_bucket_name_do_not_share_a_cache(server, tmp_path):
+    """The same bucket name on another S3 service (a lab's MinIO beside AWS) is another dataset: its own mirror."""
+    other = S3Server()
+    try:
+        other.public_bucket(BUCKET)
+        other.upload_bps(BUCKET, bps_like(tmp_path / "other-src", num_images=120))
+        cache = tmp_path / "cache"
+        found = {}
+        for s3 in (server, other):
+            cfg = compose_config(*bps_args(s3, cache), "dataset.subset.max_images=12", outputs=tmp_path / "out")
+            found[s3.url] = build(cfg.dataset, "dataset")
+    finally:
+        other.stop()
+    first, second = found[server.url], found[other.url]
+    assert first.image_dir != second.image_dir and first.meta_csv != second.meta_csv
+    assert first.meta_csv.read_bytes() != second.meta_csv.read_bytes()
+    for s3, files in ((server, first), (other, second)):  # each mirror holds its own server's bytes
+        name = sorted(p.name for p in files.image_dir.glob("*.tif"))[0]
+        body = s3.client().get_object(Bucket=BUCKET, Key=PREFIX + name)["Body"].read()
+        assert (files.image_dir / name).read_bytes() == body
+
+
 @pytest.mark.slow
 def test_download_resumes_after_the_server_stops(server, tmp_path):
     """Stop the server mid-download: the run fails clearly, keeps only whole files, and a rerun finishes."""
     cache = tmp_path / "cache"
-    mirror = cache / BUCKET / "Microscopy" / "train"
+    mirror = cache / S3Location(BUCKET, endpoint_url=server.url).store / BUCKET / "Microscopy" / "train"
     everything = ["dataset.subset.doses=[low,med,hi]", "dataset.subset.hours=[4,24,48]"]
     args = [
         sys.executable,

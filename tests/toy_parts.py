@@ -20,10 +20,11 @@ class NearestMean:
         self.image_size, self.num_classes, self.temperature = int(image_size), num_classes, temperature
         self.means: np.ndarray | None = None
 
-    def fit(self, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], seed: int) -> list[dict]:
+    def fit(self, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray] | None, seed: int) -> list:
         x, y = train[0].reshape(len(train[0]), -1).astype(np.float64), train[1]
         self.means = np.stack([x[y == c].mean(axis=0) if (y == c).any() else x.mean(axis=0) for c in range(2)])
-        return [{"epoch": 0, "step": 0, "val/accuracy": self.evaluate(val)["val_accuracy"]}]
+        scores = {} if val is None else {"val/accuracy": self.evaluate(val)["val_accuracy"]}
+        return [{"epoch": 0, "step": 0, **scores}]
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         d = ((x.reshape(len(x), 1, -1).astype(np.float64) - self.means[None]) ** 2).mean(axis=2)
@@ -58,6 +59,6 @@ class FirstHalfLabeler:
         self.truth = read_truth(context.truth_csv, context.classes)
         self.annotator = annotator
 
-    def label(self, round_: int, files: list[str]) -> list[dict[str, Any]]:
-        half = files[: len(files) // 2]
+    def label(self, round_: int, files: list[str], validation: list[str]) -> list[dict[str, Any]]:
+        half = files[: len(files) // 2] + validation
         return [record(i, f, f, self.truth[f], self.annotator) for i, f in enumerate(half, start=1)]

@@ -21,16 +21,27 @@ from bpsrun.files import atomic_file
 
 BPS_NAME = re.compile(r"^P(?P<plate>\d+)_(?P<barcode>\d+)-(?P<well>[A-Z]+\d+)_(?P<field>\d+)_(?P<object>\d+)_proj\.")
 GROUP_BY = ("none", "well", "plate")
+VAL_LABELS = ("auto", "labeler", "truth")  # split.val_labels: who labels the validation sample
 NAME_MAX = 255  # bytes per file name on common file systems
 RENDER_SUFFIX = ".png"  # the longest name bpsrun derives from an image's: `<name>.png` renders for Label Studio
 
 
 @dataclass(frozen=True)
 class SplitSpec:
-    val_fraction: float = 0.2
+    val_size: float | int = 0.2  # a fraction of each stratum, or (an int) about that many images in all
     group_by: str = "none"
     stratify_by: str | None = None
     seed: int = 0
+
+    def fraction(self, n_rows: int) -> float:
+        if isinstance(self.val_size, float):
+            return self.val_size
+        if self.val_size >= n_rows:
+            raise BpsrunError(
+                f"split.val_size={self.val_size} images, but the dataset has {n_rows}; hold out fewer (a count "
+                f"below {n_rows}, or a fraction such as 0.2)"
+            )
+        return self.val_size / n_rows
 
 
 def name_problem(name: str) -> str | None:
@@ -127,7 +138,7 @@ def group_key(name: str, group_by: str) -> str:
 
 
 def split(rows: list[dict[str, str]], spec: SplitSpec) -> list[str]:
-    """'train' or 'val' per row: whole groups per stratum, about val_fraction of each stratum in val.
+    """'train' or 'val' per row: whole groups per stratum, about the same share of each stratum in val.
 
     The stratify column is checked by the caller (prepare.check_strata), which can name the file.
     """
@@ -141,11 +152,12 @@ def split(rows: list[dict[str, str]], spec: SplitSpec) -> list[str]:
         stratum = rows[members[0]][spec.stratify_by] if spec.stratify_by else ""
         strata.setdefault(stratum, []).append(key)
     rng = np.random.default_rng(spec.seed)
+    fraction = spec.fraction(len(rows))
     out = ["train"] * len(rows)
     for stratum in sorted(strata):
         keys = sorted(strata[stratum])
         size = sum(len(groups[k]) for k in keys)
-        target, taken = math.floor(spec.val_fraction * size + 0.5), 0
+        target, taken = math.floor(fraction * size + 0.5), 0
         for k in (keys[j] for j in rng.permutation(len(keys))):
             if taken >= target or len(groups[k]) >= size - taken:  # keep some of each stratum for training
                 continue

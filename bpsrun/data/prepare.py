@@ -17,10 +17,11 @@ from bpsrun.progress import progress
 
 
 def prepare(
-    files: DatasetFiles, spec: SplitSpec, manifest: Path, metadata_dir: Path, truth: dict[str, str]
+    files: DatasetFiles, spec: SplitSpec, manifest: Path, metadata_dir: Path, val_truth: dict[str, str] | None
 ) -> list[dict[str, str]]:
-    """Write manifest.csv and Lightly metadata once; later calls read them back. `truth` must cover the
-    validation images (accuracy is measured on them), which is checked before anything is written."""
+    """Write manifest.csv and Lightly metadata once; later calls read them back. `val_truth`, when the validation
+    labels come from the truth file (split.val_labels), must cover the validation images: checked before anything
+    is written."""
     if not manifest.exists():
         header, rows = read_meta(files.meta_csv)
         missing = [r["filename"] for r in rows if not (files.image_dir / r["filename"]).is_file()]
@@ -32,11 +33,13 @@ def prepare(
         check_strata(rows, spec.stratify_by, files.meta_csv)
         check_images([files.image_dir / r["filename"] for r in rows])
         splits = split(rows, spec)
-        unlabeled = [r["filename"] for r, part in zip(rows, splits) if part == "val" and r["filename"] not in truth]
+        val = [r["filename"] for r, part in zip(rows, splits) if part == "val"]
+        unlabeled = [f for f in val if val_truth is not None and f not in val_truth]
         if unlabeled:
             raise BpsrunError(
                 f"{files.truth_csv}: no label for {len(unlabeled)} validation images (first: {unlabeled[0]}); "
-                f"validation accuracy needs them all: add their rows"
+                f"validation accuracy needs them all: add their rows, or set split.val_labels=labeler to have "
+                f"them labeled with the first round's picks"
             )
         write_manifest(manifest, header, rows, splits, files.image_dir)
         checkpoint("prepare")
@@ -45,15 +48,6 @@ def prepare(
         columns = [c for c in rows[0] if c not in ("file", "path", "split")]
         write_metadata(metadata_dir, columns, [r for r in rows if r["split"] == "train"])
     return rows
-
-
-def require_truth(files: DatasetFiles, labeling: str) -> None:
-    """Validation accuracy needs labels of the validation images, whoever labels the picks."""
-    if files.truth_csv is None:
-        raise BpsrunError(
-            f"labeling={labeling} needs ground truth for validation; set dataset.truth_csv=FILE (filename,label; "
-            f"with labelstudio, rows for the validation images suffice)"
-        )
 
 
 def check_strata(rows: list[dict[str, str]], column: str | None, source: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -12,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
 
 from bpsrun.errors import BpsrunError
 from bpsrun.files import pid_alive
@@ -33,6 +35,15 @@ class S3Location:
 
     def url(self, key: str = "") -> str:
         return f"s3://{self.bucket}/{key}"
+
+    @property
+    def store(self) -> str:
+        """The S3 service as a folder name (`aws`, `127.0.0.1_9000`): two stores with one bucket name must not
+        share a cache."""
+        if not self.endpoint_url:
+            return "aws"
+        netloc = urlparse(self.endpoint_url).netloc or self.endpoint_url
+        return re.sub(r"[^A-Za-z0-9.-]", "_", netloc)
 
     def key(self, name: str) -> str:
         return f"{self.prefix.rstrip('/')}/{name}" if self.prefix.strip("/") else name

@@ -68,14 +68,15 @@ def folder(*, path: str | None, truth_csv: str | None = None) -> DatasetFiles:
 
 
 def bps(**settings: Any) -> DatasetFiles:
-    """The BPS bucket: meta.csv and the subset's TIFFs mirrored into `cache_dir/<bucket>/<prefix>/`.
+    """The BPS bucket: meta.csv and the subset's TIFFs mirrored into `cache_dir/<store>/<bucket>/<prefix>/`
+    (`<store>`: `aws`, or the endpoint's host and port).
 
     A finished subset (its truth.csv exists) needs no network; `refresh_meta=true` re-reads meta.csv. The
     settings are conf/dataset/bps.yaml's keys.
     """
     cfg = OmegaConf.create(settings)
     loc = S3Location(cfg.bucket, cfg.prefix, cfg.region, cfg.endpoint_url, bool(cfg.anonymous))
-    mirror = Path(cfg.cache_dir) / loc.bucket / loc.prefix.strip("/")
+    mirror = Path(cfg.cache_dir) / loc.store / loc.bucket / loc.prefix.strip("/")
     meta_path = mirror / "meta.csv"
     transfer = {"retries": int(cfg.retries), "backoff_s": float(cfg.backoff_s)}
     s3 = None
@@ -97,7 +98,7 @@ def bps(**settings: Any) -> DatasetFiles:
     rows = select_subset(parse_meta(meta, source), subset, source)
     for row in rows:
         safe_path(mirror, row["filename"], source)
-    folder = Path(cfg.cache_dir) / "subsets" / subset.key(meta)
+    folder = Path(cfg.cache_dir) / loc.store / "subsets" / loc.bucket / loc.prefix.strip("/") / subset.key(meta)
     if not (folder / "truth.csv").is_file():
         s3 = s3 or client(loc, int(cfg.workers), int(cfg.retries))
         with s3_errors(loc, "dataset"):

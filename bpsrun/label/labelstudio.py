@@ -39,6 +39,7 @@ TOKEN_ENV = "LABEL_STUDIO_API_KEY"
 
 
 PACKAGE_FILES = ("tasks.json", "label_config.xml", "NEXT_STEPS.txt")  # what bpsrun writes beside images/
+TRAINING, VALIDATION = "training", "validation"  # a task's data.kind: a round's pick, or a held-out image
 
 
 def label_config(classes: list[str]) -> str:
@@ -78,6 +79,7 @@ class LabelStudioLabeler:
         self.image_path = context.image_path
         self.layout = context.layout
         self.predictions = context.previous_probs
+        self.require_val = context.require_val
         self.document_root = Path(self.cfg.document_root).resolve()
         if self.cfg.partial not in ("wait", "proceed"):
             raise BpsrunError(f"labeling.partial={self.cfg.partial!r}: use wait or proceed")
@@ -144,48 +146,63 @@ class LabelStudioLabeler:
             ) from None
         return f"/data/local-files/?d={quote(relative.as_posix(), safe='')}"
 
-    def tasks(self, r: int, picks: list[str]) -> list[dict[str, Any]]:
+    def packages(self) -> dict[Path, list[dict[str, Any]]]:
+        """Every round's labelstudio folder with a tasks.json -> its tasks, in round order."""
+        folders = sorted(self.layout.root.glob("round_*/labelstudio/tasks.json"), key=lambda p: int(p.parts[-3][6:]))
+        return {f.parent: json.loads(f.read_text()) for f in folders}
+
+    def tasks(self, r: int, picks: list[str], validation: list[str]) -> list[dict[str, Any]]:
         images = self.folder(r) / "images"
         probs = self.predictions(r, picks) if self.cfg.preannotate else None
         out = []
-        for k, f in enumerate(picks):
+        for k, (f, kind) in enumerate([(f, TRAINING) for f in picks] + [(f, VALIDATION) for f in validation]):
             data = {
                 "image": self.url_of(images / render_name(f)),
                 "file_name": f,
                 "campaign": self.campaign,
                 "round": r,
+                "kind": kind,
             }
             task: dict[str, Any] = {"data": data}
-            if probs is not None:
+            if probs is not None and kind == TRAINING:  # validation labels stay unprompted: they judge the model
                 task["predictions"] = [preannotation(probs[k], self.classes, r)]
             out.append(task)
         return out
 
-    def write_package(self, r: int, picks: list[str]) -> None:
-        """Renders, tasks.json and label_config.xml, all at once (atomic folder); in file mode NEXT_STEPS.txt."""
+    def write_package(self, r: int, picks: list[str], validation: list[str]) -> None:
+        """Renders, tasks.json and label_config.xml, all at once (atomic folder); in file mode NEXT_STEPS.txt.
+        Validation images go with the first package that has them to send (marked `kind: validation`)."""
         folder = self.folder(r)
         steps = self.client is None
         if (folder / "tasks.json").exists():
             if steps and not (folder / "NEXT_STEPS.txt").exists():  # the round began in live mode
                 atomic_write_text(folder / "NEXT_STEPS.txt", self.next_steps(r, len(picks)))
             return
-        tasks = self.tasks(r, picks)
+        sent = {t["data"]["file_name"] for tasks in self.packages().values() for t in tasks}
+        validation = [f for f in validation if f not in sent]
+        tasks = self.tasks(r, picks, validation)
         with atomic_dir(folder) as tmp:
             for kept in folder.glob("*") if folder.is_dir() else ():  # the labeller's exports: never lost
                 if kept.is_file() and kept.name not in PACKAGE_FILES:
                     shutil.copy2(kept, tmp / kept.name)
             (tmp / "images").mkdir()
-            for f in picks:
+            for f in [*picks, *validation]:
                 (tmp / "images" / render_name(f)).write_bytes(png_bytes(self.image_path(f)))
             (tmp / "tasks.json").write_text(json.dumps(tasks, indent=1))
             (tmp / "label_config.xml").write_text(label_config(self.classes) + "\n")
             if steps:
-                (tmp / "NEXT_STEPS.txt").write_text(self.next_steps(r, len(picks)))
+                (tmp / "NEXT_STEPS.txt").write_text(self.next_steps(r, len(picks), len(validation)))
 
-    def next_steps(self, r: int, n: int) -> str:
+    def next_steps(self, r: int, n: int, n_val: int = 0) -> str:
         folder = self.folder(r).resolve()
         rerun = shlex.join([Path(sys.executable).name, "-m", "bpsrun", *sys.argv[1:]])
-        return f"""Round {r} of campaign {self.campaign} awaits labels for {n} images.
+        what = f"{n} images"
+        if n_val:
+            what = (
+                f"{n + n_val} images: {n} picks and {n_val} validation images (task data kind=validation: they "
+                f"measure every round's model and never train one; filter the data manager by kind to do them apart)"
+            )
+        return f"""Round {r} of campaign {self.campaign} awaits labels for {what}.
 
 1. Start Label Studio serving local files below {self.document_root}:
      python -m bpsrun.label.server --detach --reuse --document-root {self.document_root}
@@ -203,17 +220,17 @@ class LabelStudioLabeler:
 
     # -- labels --------------------------------------------------------------------------------------------
 
-    def label(self, r: int, picks: list[str]) -> list[dict[str, Any]]:
-        self.write_package(r, picks)
+    def label(self, r: int, picks: list[str], validation: list[str]) -> list[dict[str, Any]]:
+        self.write_package(r, picks, validation)
+        packages = self.packages()
         if self.client is None:
-            exports = sorted(p for p in self.folder(r).glob("*.json") if p.name != "tasks.json")
-            records = [rec for p in exports for rec in read_export(p)]
-            labels = newest_per_file(parse(records, picks, self.classes, self.campaign))
-            source = ", ".join(p.name for p in exports) or "no export yet"
+            found, source = self.from_exports(r, validation, packages)
         else:
-            labels, source = self.live(r, picks), f"project {self.campaign!r} at {self.cfg.url}"
-        if not labels or (len(labels) < len(picks) and self.cfg.partial == "wait"):
-            raise AwaitingLabels(self.waiting_message(r, len(labels), len(picks), source))
+            found, source = self.live(r, picks, validation), f"project {self.campaign!r} at {self.cfg.url}"
+        labels = {f: found[f] for f in picks if f in found}
+        val = {f: found[f] for f in validation if f in found}
+        if picks and (not labels or (len(labels) < len(picks) and self.cfg.partial == "wait")):
+            raise AwaitingLabels(self.waiting_message(r, len(labels), len(picks), source, len(val), len(validation)))
         if len(labels) < len(picks):
             log.warning(
                 "round %d: proceeding with %d of %d images labeled (labeling.partial=proceed)",
@@ -221,42 +238,59 @@ class LabelStudioLabeler:
                 len(labels),
                 len(picks),
             )
-        return [self.as_record(r, labels[f]) for f in picks if f in labels]
+        sent_in = {t["data"]["file_name"]: folder for folder, tasks in packages.items() for t in tasks}
+        return [self.as_record(a, sent_in[a.file]) for a in [*labels.values(), *val.values()]]
 
-    def as_record(self, r: int, a: Annotation) -> dict[str, Any]:
-        url = self.url_of(self.folder(r) / "images" / render_name(a.file))
+    def from_exports(
+        self, r: int, validation: list[str], packages: dict[Path, list[dict[str, Any]]]
+    ) -> tuple[dict[str, Annotation], str]:
+        """The newest label per image in the exports saved beside round r's tasks (and, for validation images,
+        beside any round's tasks: the labeller may finish them in the project they came with)."""
+        folders = list(packages) if validation else [self.folder(r)]
+        annotations, read = [], []
+        for folder in folders:
+            names = [t["data"]["file_name"] for t in packages.get(folder, [])]
+            for path in sorted(p for p in folder.glob("*.json") if p.name != "tasks.json"):
+                annotations += parse(read_export(path), names, self.classes, self.campaign)
+                read.append(path.name if folder == self.folder(r) else f"{folder.parent.name}/{path.name}")
+        return newest_per_file(annotations), ", ".join(read) or "no export yet"
+
+    def as_record(self, a: Annotation, folder: Path) -> dict[str, Any]:
+        url = self.url_of(folder / "images" / render_name(a.file))
         rec = record(a.task_id or 0, a.file, url, a.label, a.annotator)
         return {**rec, "annotation_id": a.annotation_id, "updated_at": a.updated_at}
 
-    def waiting_message(self, r: int, done: int, n: int, source: str) -> str:
+    def waiting_message(self, r: int, done: int, n: int, source: str, val_done: int, n_val: int) -> str:
+        val = f"; {val_done} of {n_val} validation images" if n_val else ""
         if self.client is not None:
             return (
-                f"round {r}: {done} of {n} images labeled in Label Studio ({source}); label the rest and rerun, "
-                f"or set labeling.wait=true to wait, or labeling.partial=proceed to continue with what is labeled"
+                f"round {r}: {done} of {n} images labeled{val} in Label Studio ({source}); label the rest and "
+                f"rerun, or set labeling.wait=true to wait, or labeling.partial=proceed to continue with what is "
+                f"labeled"
             )
         steps = self.folder(r) / "NEXT_STEPS.txt"
-        head = f"round {r}: {done} of {n} images labeled ({source}); "
+        head = f"round {r}: {done} of {n} images labeled{val} ({source}); "
         return head + f"label them in Label Studio and save the export into {self.folder(r)}:\n\n{steps.read_text()}"
 
     # -- live mode -----------------------------------------------------------------------------------------
 
-    def live(self, r: int, picks: list[str]) -> dict[str, Annotation]:
+    def live(self, r: int, picks: list[str], validation: list[str]) -> dict[str, Annotation]:
         """Storage and tasks (imported once, after Label Studio is seen serving a render), then JSON-MIN of the
-        round, waiting if asked to."""
+        round and of the validation images, waiting if asked to."""
         client, project = self.client, self.project
         images = self.folder(r) / "images"
         client.local_storage(project, str(images.resolve()), f"{self.campaign} round {r}")
-        present = {(rec.get("file_name"), rec.get("round")) for rec in client.export_min(project)}
+        present = {task_key(rec) for rec in client.export_min(project)}
         missing = []
         for task in json.loads((self.folder(r) / "tasks.json").read_text()):
-            if (task["data"]["file_name"], r) not in present:
+            if task_key(task["data"]) not in present:
                 file = images / render_name(task["data"]["file_name"])
                 missing.append({**task, "data": {**task["data"], "image": self.url_of(file)}})
         if missing:
             self.check_served(images / render_name(missing[0]["data"]["file_name"]))
             client.import_tasks(project, missing)
             log.info("round %d: imported %d tasks into Label Studio project %r", r, len(missing), self.campaign)
-        return self.poll(project, r, picks)
+        return self.poll(project, r, picks, validation)
 
     def check_served(self, render: Path) -> None:
         """Label Studio hands out this render as the tasks will ask for it, byte for byte."""
@@ -270,17 +304,33 @@ class LabelStudioLabeler:
                 f"LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and --document-root {self.document_root}"
             )
 
-    def poll(self, project: int, r: int, picks: list[str]) -> dict[str, Annotation]:
-        """The round's labels so far; with labeling.wait, once all are in (or labeling.timeout_s passes)."""
+    def poll(self, project: int, r: int, picks: list[str], validation: list[str]) -> dict[str, Annotation]:
+        """The labels so far of the round's picks and of `validation`; with labeling.wait, once the picks (and,
+        with split.require_val, the validation images) are all in, or labeling.timeout_s has passed."""
         deadline = time.monotonic() + float(self.cfg.timeout_s) if self.cfg.timeout_s else None
-        with progress(
-            total=len(picks), desc=f"round {r}: labeled in Label Studio", unit="img", disable=not self.cfg.wait
-        ) as bar:
+        wanted = set(validation)
+        quiet = not self.cfg.wait
+        with (
+            progress(total=len(picks), desc=f"round {r}: labeled in Label Studio", unit="img", disable=quiet) as bar,
+            progress(total=len(validation), desc="validation: labeled", unit="img", disable=quiet or not wanted) as v,
+        ):
             while True:
-                rows = [rec for rec in self.client.export_min(project) if rec.get("round") == r]
-                records = flatten(rows, f"Label Studio project {self.campaign!r}")
-                labels = newest_per_file(parse(records, picks, self.classes, self.campaign))
+                rows = self.client.export_min(project)
+                mine = [rec for rec in rows if rec.get("round") == r and rec.get("kind") != VALIDATION]
+                held_out = [rec for rec in rows if rec.get("kind") == VALIDATION and rec.get("file_name") in wanted]
+                where = f"Label Studio project {self.campaign!r}"
+                labels = newest_per_file(parse(flatten(mine, where), picks, self.classes, self.campaign))
+                val = newest_per_file(parse(flatten(held_out, where), validation, self.classes, self.campaign))
                 bar.update(len(labels) - bar.n)
-                if not self.cfg.wait or len(labels) == len(picks) or (deadline and time.monotonic() > deadline):
-                    return labels
+                v.update(len(val) - v.n)
+                done = len(labels) == len(picks) and (len(val) == len(validation) or not self.require_val)
+                if not self.cfg.wait or done or (deadline and time.monotonic() > deadline):
+                    return {**labels, **val}
                 time.sleep(float(self.cfg.poll_s))
+
+
+def task_key(data: dict[str, Any]) -> tuple[Any, Any]:
+    """A task's identity in the project: an image once per round, a validation image once per campaign."""
+    if data.get("kind") == VALIDATION:
+        return data.get("file_name"), VALIDATION
+    return data.get("file_name"), data.get("round")

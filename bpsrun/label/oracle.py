@@ -53,7 +53,8 @@ class Oracle:
             self._truth = read_truth(self.truth_csv, self.classes)
         return self._truth
 
-    def label(self, round_: int, files: list[str]) -> list[dict[str, Any]]:
+    def label(self, round_: int, files: list[str], validation: list[str]) -> list[dict[str, Any]]:
+        files = [*files, *validation]
         missing = [f for f in files if f not in self.truth]
         if missing:
             raise BpsrunError(f"{self.truth_csv}: no ground truth for {missing[:3]} ({len(missing)} files); add rows")

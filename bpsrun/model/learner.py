@@ -25,12 +25,15 @@ from bpsrun.errors import BpsrunError
 from bpsrun.model.module import NucleusClassifier, flip_rotate
 from bpsrun.model.trainers import Trainers
 
+Split = tuple[np.ndarray, np.ndarray]  # images (or features) and class indices
+
 
 class Learner(Protocol):
     image_size: int  # side of the square model input
 
-    def fit(self, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], seed: int) -> list[dict]:
-        """Train a fresh model on `train` (images, class indices), validating on `val` each epoch: the history."""
+    def fit(self, train: tuple[np.ndarray, np.ndarray], val: Split | None, seed: int) -> list[dict]:
+        """Train a fresh model on `train` (images, class indices), validating on `val` each epoch (None: the
+        validation labels are not all in yet): the history."""
         ...
 
     def evaluate(self, val: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
@@ -106,11 +109,12 @@ class ImageClassifier:
         t = self.trainers
         return StackDataModule(self.batch_size, t.eval_batch_size, t.min_samples_per_epoch, **parts)
 
-    def fit(self, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], seed: int) -> list[dict]:
+    def fit(self, train: tuple[np.ndarray, np.ndarray], val: Split | None, seed: int) -> list[dict]:
         pl.seed_everything(seed, workers=True, verbose=False)
         self.module = self.fresh()
         history = History()
-        self.trainers.fit_trainer(callbacks=[history], **self.epochs).fit(
+        unvalidated = {"limit_val_batches": 0} if val is None else {}  # no validation labels yet: no val loop
+        self.trainers.fit_trainer(callbacks=[history], **self.epochs, **unvalidated).fit(
             self.module, datamodule=self.data(train=train, val=val)
         )
         return history.rows
@@ -223,10 +227,10 @@ class LinearProbe:
     def head_for(self, mean: torch.Tensor, scale: torch.Tensor) -> ImageClassifier:
         return self.classifier(partial(self.net, mean=mean, scale=scale))
 
-    def encoded(self, data: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        return self.encoder.encode(data[0]), data[1]
+    def encoded(self, data: Split | None) -> Split | None:
+        return None if data is None else (self.encoder.encode(data[0]), data[1])
 
-    def fit(self, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], seed: int) -> list[dict]:
+    def fit(self, train: Split, val: Split | None, seed: int) -> list[dict]:
         x, y = self.encoded(train)
         feats = torch.from_numpy(x)
         std = feats.std(dim=0, correction=0)

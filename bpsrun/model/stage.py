@@ -28,9 +28,22 @@ def train_on(ctx: Context, files: list[str], labels: list[str], seed: int) -> tu
     stack = ctx.images(learner.image_size)
     x = np.asarray(stack[[ctx.pool.row_index[f] for f in files]])
     y = np.array([ctx.classes.index(label) for label in labels])
-    val = ctx.val_set(learner.image_size)
+    val = ctx.val_set(learner.image_size)  # None while validation labels are missing (split.require_val=false)
     history = learner.fit((x, y), val, seed=seed)
-    return learner, {"n_labeled": len(y), **learner.evaluate(val), "history": history}
+    scores = learner.evaluate(val) if val is not None else {}
+    return learner, {"n_labeled": len(y), **scores, "history": history}
+
+
+def score_round(ctx: Context, r: int) -> dict[str, Any]:
+    """Validation metrics of round r's kept model, trained before the validation labels were all in."""
+    learner = ctx.round_learner(r)
+    val = ctx.val_set(learner.image_size)
+    assert val is not None, "score_round needs every validation label"
+    metrics = {**ctx.read_metrics(r), **learner.evaluate(val)}
+    atomic_write_json(ctx.layout.metrics(r), metrics)
+    log.info("round %d: validation accuracy %.3f (scored now that the validation labels are in)", r,
+             metrics["val_accuracy"])  # fmt: skip
+    return metrics
 
 
 def train_round(ctx: Context, r: int) -> Learner:

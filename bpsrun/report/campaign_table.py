@@ -8,6 +8,8 @@ from bpsrun.layout import Layout
 
 
 def row(name: str | int, m: dict[str, Any]) -> str:
+    if "val_accuracy" not in m:  # trained before the validation labels were all in
+        return f"{name:>5}  {m['n_labeled']:>7}  {'-':>7}  {'-':>7}  (validation labels missing)"
     return f"{name:>5}  {m['n_labeled']:>7}  {m['val_accuracy']:>7.3f}  {m['val_balanced_accuracy']:>7.3f}"
 
 

@@ -60,17 +60,32 @@ def captions(ctx: Context, r: int, files: list[str], labels: dict[str, str]) -> 
 def log_round(ctx: Context, tracker: Tracker, r: int) -> None:
     layout = ctx.layout
     metrics = ctx.read_metrics(r)
-    title = f"round {r}: {metrics['n_labeled']} labels"
-    confusion_png(layout.confusion_png(r), metrics["confusion"], ctx.classes, title)
+    files = [layout.selected(r), layout.labels(r), layout.metrics(r), layout.picks_png(r)]
+    if "confusion" in metrics:
+        files.append(write_confusion(ctx, r, metrics))
+    else:  # trained before the validation labels were in
+        missing = len(ctx.val_missing())
+        tracker.note_validation(r, f"missing: {missing} of {len(ctx.pool.val)} validation images unlabeled")
     labels = read_labels(layout.labels(r), ctx.classes)
     labeled = [f for f in layout.read_selected(r) if f in labels]  # labeling.partial=proceed may leave some out
     picks_png(layout.picks_png(r), [ctx.pool.path_of[f] for f in labeled], captions(ctx, r, labeled, labels))
     selection = layout.read_state(layout.selection(r))
     tracker.log_params(r, {"n_labeled": metrics["n_labeled"], "selection_config": selection})
-    files = [layout.selected(r), layout.labels(r), layout.metrics(r), layout.confusion_png(r), layout.picks_png(r)]
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.yaml"
         config.write_text(OmegaConf.to_yaml(OmegaConf.create(without_secrets(resolved(ctx.cfg)))))
         archive = shutil.make_archive(str(Path(tmp) / "predictions"), "zip", layout.round_lightly(r))
         tracker.finish_round(r, metrics["n_labeled"], summary_metrics(metrics), [*files, config, Path(archive)])
     log.info("round %d: logged to MLflow (%s)", r, ctx.cfg.tracking.uri)
+
+
+def log_late_scores(ctx: Context, tracker: Tracker, r: int, metrics: dict[str, Any]) -> None:
+    """A round scored after it was logged: its metrics, metrics.json and confusion matrix go to its run."""
+    artifacts = [ctx.layout.metrics(r), write_confusion(ctx, r, metrics)]
+    tracker.log_late_scores(r, metrics["n_labeled"], summary_metrics(metrics), artifacts)
+
+
+def write_confusion(ctx: Context, r: int, metrics: dict[str, Any]) -> Path:
+    path = ctx.layout.confusion_png(r)
+    confusion_png(path, metrics["confusion"], ctx.classes, f"round {r}: {metrics['n_labeled']} labels")
+    return path

@@ -27,8 +27,9 @@ SUMMARY = {  # metrics.json key -> MLflow name (the README's metric table)
 
 
 def summary_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    """A round's (or reference's) headline metrics from its metrics.json, by their MLflow names."""
-    return {name: float(metrics[key]) for key, name in SUMMARY.items()}
+    """A round's (or reference's) headline metrics from its metrics.json, by their MLflow names (none for a round
+    trained before the validation labels were in)."""
+    return {name: float(metrics[key]) for key, name in SUMMARY.items() if key in metrics}
 
 
 class RoundLogger(MLFlowLogger):
@@ -115,7 +116,7 @@ class Tracker:
         checkpoint("mlflow")
         now = int(time.time() * 1000)
         have = {m.step for m in self.client.get_metric_history(self.parent_id, "val/accuracy")}
-        if n_labeled not in have:  # the campaign's learning curve: one point per round, stepped by labels
+        if summary and n_labeled not in have:  # the campaign's learning curve: one point per round, by labels
             log_metrics(self.client, self.parent_id, [Metric(k, v, now, n_labeled) for k, v in summary.items()])
         self._status(run_id, RunStatus.to_string(RunStatus.FINISHED))
 
@@ -147,6 +148,21 @@ class Tracker:
         """The stopping rule's verdict on the parent run: the MLflow UI shows where and why a campaign halted."""
         self.client.set_tag(self.parent_id, "bpsrun.stopped_after_round", str(round_))
         self.client.set_tag(self.parent_id, "bpsrun.stop_reason", reason)
+
+    def note_validation(self, round_: int, note: str) -> None:
+        """Why a round run has no validation metrics (yet), on the run itself: the UI says it plainly."""
+        self.client.set_tag(self.round_ids[round_], "bpsrun.validation", note)
+
+    def log_late_scores(self, round_: int, n_labeled: int, summary: dict[str, float], artifacts: list[Path]) -> None:
+        """Validation metrics of a round scored after it finished (its validation labels came later): into the
+        round's run and the campaign's learning curve."""
+        run_id = next(r.info.run_id for r in self.round_runs(round_) if r.info.status == "FINISHED")
+        now = int(time.time() * 1000)
+        log_metrics(self.client, run_id, [Metric(k, v, now, 0) for k, v in summary.items()])
+        for path in artifacts:
+            self.client.log_artifact(run_id, str(path))
+        self.client.set_tag(run_id, "bpsrun.validation", "scored after the round, once its labels were in")
+        log_metrics(self.client, self.parent_id, [Metric(k, v, now, n_labeled) for k, v in summary.items()])
 
     def end(self, status: str) -> None:
         """End the campaign's open runs: FINISHED, SCHEDULED (awaiting labels), FAILED or KILLED."""
