@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from bpsrun.data.pool import Pool
+from bpsrun.data.pool import Pool, PoolStack
 from bpsrun.data.prepare import image_stack
 from bpsrun.data.sources import dataset_identity
 from bpsrun.embed.base import EmbedContext, Embedding
@@ -56,8 +56,8 @@ class Context:
         """Every manifest row as model input, decoded once per size (memory-mapped)."""
         return image_stack(self.pool.rows, size, self.layout.image_cache(size))
 
-    def pool_images(self, size: int) -> np.ndarray:
-        return np.asarray(self.images(size)[self.pool.train])
+    def pool_images(self, size: int) -> PoolStack:
+        return PoolStack(self.images(size), self.pool.train)
 
     def val_labels(self) -> dict[str, str]:
         return read_validation(self.layout, self.classes)

@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 import tifffile
 
+import bpsrun.data.pool as pool_module
+from bpsrun.data import images
 from bpsrun.data.images import load_array, load_tensor, percentiles, read_image
 from bpsrun.data.manifest import BPS_NAME, SplitSpec, group_key, read_meta, split
+from bpsrun.data.pool import PoolStack
 from bpsrun.data.synthetic import SyntheticSpec, generate
 from bpsrun.errors import BpsrunError
 
@@ -157,3 +160,22 @@ def test_multi_page_and_huge_tiffs_are_refused_naming_the_file(tmp_path):
     assert huge.stat().st_size < 5_000_000
     with pytest.raises(BpsrunError, match=rf"huge.tif: {side} x {side} pixels, more than bpsrun reads"):
         read_image(huge)
+
+
+def test_the_image_cache_is_written_in_chunks_and_equals_the_in_memory_stack(synth, tmp_path, monkeypatch):
+    paths = sorted((synth / "images").iterdir())[:23]
+    monkeypatch.setattr(images, "STACK_CHUNK", 5)  # several chunks and a short last one
+    with open(tmp_path / "stack.npy", "wb") as f:
+        images.write_stack(paths, 40, f)
+    assert np.array_equal(np.load(tmp_path / "stack.npy"), images.load_stack(paths, 40))
+
+
+def test_a_pool_stack_reads_rows_and_chunks_in_pool_order(monkeypatch):
+    stack = np.arange(10 * 4, dtype=np.float16).reshape(10, 1, 2, 2)
+    pool = PoolStack(stack, [1, 2, 4, 7, 8, 9])
+    monkeypatch.setattr(pool_module, "CHUNK", 4)
+    assert [len(c) for c in pool.chunks()] == [4, 2] and pool.shape == (6, 1, 2, 2)
+    assert np.array_equal(np.asarray(pool), stack[[1, 2, 4, 7, 8, 9]])
+    assert np.array_equal(pool[[0, 5]], stack[[1, 9]])
+    sums = pool.map(lambda x: x.reshape(len(x), -1).sum(axis=1))  # one value per image, joined in order
+    assert sums.tolist() == stack[[1, 2, 4, 7, 8, 9]].reshape(6, -1).sum(axis=1).tolist()

@@ -2,6 +2,7 @@
 through the context's encoder, and how plugins hands such optional runtime parts only to targets that take them."""
 
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 import bpsrun.embed.simclr as simclr
+from bpsrun.data.pool import PoolStack
 from bpsrun.embed.base import EmbedContext
 from bpsrun.embed.encoder import Encoder
 from bpsrun.errors import BpsrunError
@@ -197,9 +199,11 @@ def test_pixels_embedding_is_a_pca_and_a_network():
     images = toy_problem(40, 6)[0]
     cfg = config("embedding=pixels", "embedding.components=8")
     trainers = Trainers(cfg.trainer)
-    ctx = EmbedContext(Layout(Path("unused")), 0, lambda size: images, dict, Path("unused"), trainers, None)
+    pool = PoolStack(images, list(range(40)))
+    ctx = EmbedContext(Layout(Path("unused")), 0, lambda size: pool, dict, Path("unused"), trainers, None)
     part = build(cfg.embedding, "embedding", context=ctx)
-    emb = part.embed(1)
+    with patch("bpsrun.data.pool.CHUNK", 7):  # read in chunks, the pool gives the exact PCA all the same
+        emb = part.embed(1)
     flat = images.reshape(40, -1).astype(np.float64)
     _, s, _ = np.linalg.svd(flat - flat.mean(axis=0), full_matrices=False)
     assert emb.shape == (40, 8) and np.allclose(emb.std(axis=0), s[:8] / np.sqrt(40), rtol=1e-4)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+
+import numpy as np
+
+CHUNK = 4096  # pool images per chunk when a stage runs over the whole pool (at 96 px: 72 MiB of float16)
 
 
 @dataclass
@@ -40,3 +45,34 @@ class Pool:
     @property
     def metadata_keys(self) -> list[str]:
         return [k for k in self.rows[0] if k not in ("file", "path", "split")]
+
+
+class PoolStack:
+    """The training pool's model inputs at one size, read from the memory-mapped image cache when asked: rows
+    (`stack[rows]`) or chunks in pool order (`chunks()`), so a stage over a pool of any size holds one chunk of
+    pixels at a time. `np.asarray(stack)` reads the whole pool (training needs random access to it)."""
+
+    def __init__(self, images: np.ndarray, rows: list[int]):
+        self.images, self.rows = images, np.asarray(rows, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.rows), *self.images.shape[1:])
+
+    def __getitem__(self, index: slice | list[int] | np.ndarray) -> np.ndarray:
+        return np.asarray(self.images[self.rows[index]])
+
+    def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
+        return self[:].astype(dtype) if dtype is not None else self[:]
+
+    def chunks(self, size: int | None = None) -> Iterator[np.ndarray]:
+        size = size or CHUNK
+        for start in range(0, len(self), size):
+            yield self[start : start + size]
+
+    def map(self, fn: Callable[[np.ndarray], np.ndarray], axis: int = 0) -> np.ndarray:
+        """`fn` over the pool a chunk at a time, its results joined along `axis` (per-image outputs are small)."""
+        return np.concatenate([fn(chunk) for chunk in self.chunks()], axis=axis)

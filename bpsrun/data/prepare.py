@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bpsrun.data.images import load_stack, read_image
+from bpsrun.data.images import read_image, write_stack
 from bpsrun.data.lightly_meta import write_metadata
 from bpsrun.data.manifest import SplitSpec, read_manifest, read_meta, split, write_manifest
 from bpsrun.data.sources import DatasetFiles
 from bpsrun.errors import BpsrunError
 from bpsrun.faults import checkpoint
-from bpsrun.files import cached_npy
+from bpsrun.files import atomic_file
 from bpsrun.progress import progress
 
 
@@ -71,6 +71,9 @@ def check_images(paths: list[Path]) -> None:
 
 
 def image_stack(rows: list[dict[str, str]], size: int, cache: Path) -> np.ndarray:
-    """Model inputs for every manifest row, decoded once per campaign and image size, then memory-mapped."""
-    paths = [Path(r["path"]) for r in rows]
-    return cached_npy(cache, lambda: load_stack(paths, size, desc=f"decoding images at {size}px"), mmap=True)
+    """Model inputs for every manifest row, decoded once per campaign and image size (streamed to the cache
+    file), then memory-mapped."""
+    if not cache.exists():
+        with atomic_file(cache) as tmp, open(tmp, "wb") as f:
+            write_stack([Path(r["path"]) for r in rows], size, f, desc=f"decoding images at {size}px")
+    return np.load(cache, mmap_mode="r")

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from bpsrun.data.pool import PoolStack
 from bpsrun.layout import Layout
 from bpsrun.model.learner import Learner
 from bpsrun.model.trainers import Trainers
@@ -21,7 +22,7 @@ class EmbedContext:
         self,
         layout: Layout,
         seed: int,
-        pool_images: Callable[[int], np.ndarray],
+        pool_images: Callable[[int], PoolStack],
         cache_key: Callable[[], dict[str, Any]],
         shared_dir: Path,
         trainers: Trainers,
@@ -29,7 +30,7 @@ class EmbedContext:
     ):
         self.layout = layout
         self.seed = seed
-        self.pool_images = pool_images  # size -> (N_pool, 1, size, size) model input
+        self.pool_images = pool_images  # size -> the pool's (N_pool, 1, size, size) model input, read on demand
         self.cache_key = cache_key  # what the pool is (dataset, files, seed): embeddings are cached by it
         self.shared_dir = shared_dir  # embeddings shared by campaigns over the same pool (paths.data/embeddings)
         self.trainers = trainers

@@ -191,7 +191,7 @@ class SimCLREmbedding:
         npy, pt = stem.with_suffix(".npy"), stem.with_suffix(".pt")
         with shared_lock(stem.with_suffix(".lock")):
             if not (npy.exists() and pt.exists()):
-                stack = ctx.pool_images(self.image_size)
+                stack = np.asarray(ctx.pool_images(self.image_size))
                 log.info("embedding %d pool images with SimCLR (once per pool and seed)", len(stack))
                 model = train_simclr(stack, ctx.trainers, self.settings, ctx.seed)
                 with atomic_file(pt) as tmp:

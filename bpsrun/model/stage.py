@@ -73,7 +73,7 @@ def check_trained_on(ctx: Context, r: int) -> None:
 def predict_round(ctx: Context, r: int, learner: Learner | None) -> None:
     """Round r's model on the whole training pool, in Lightly's prediction format."""
     learner = learner or ctx.round_learner(r)
-    probs = learner.predict_proba(ctx.pool_images(learner.image_size))
+    probs = ctx.pool_images(learner.image_size).map(learner.predict_proba)
     files = ctx.pool.files(ctx.pool.train)
     write_predictions(ctx.layout.predictions(r), ctx.task, ctx.classes, files, probs)
     log.info("round %d: wrote %d Lightly prediction files", r, len(files))
