@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -39,6 +40,7 @@ def check_config(cfg: DictConfig) -> None:
     check_selection(cfg)
     check_dataset(cfg)
     check_int("trainer.max_epochs", get(cfg, "trainer.max_epochs"), 1, None, "e.g. trainer.max_epochs=30")
+    check_launcher(cfg)
     check_campaign(get(cfg, "campaign"))
     outputs = get(cfg, "paths.outputs")
     if outputs in (None, ""):
@@ -142,6 +144,53 @@ def check_dataset(cfg: DictConfig) -> None:
             f"dataset.num_images={n!r}: the split and one round need at least {MIN_SYNTHETIC_IMAGES} images "
             f"(a validation set and a pool to select from); use e.g. dataset.num_images=800"
         )
+
+
+def several_processes(cfg: DictConfig) -> bool:
+    """Whether the Trainers would run more than one process: several devices or nodes."""
+    nodes = get(cfg, "trainer.lightning.num_nodes") or 1
+    return device_count(get(cfg, "trainer.lightning.devices"), get(cfg, "trainer.accelerator")) > 1 or (
+        is_int(nodes) and nodes > 1
+    )
+
+
+def device_count(devices: Any, accelerator: Any) -> int:
+    """Lightning's `devices` as a count (2, "2", [0, 1], "0,1"); all of them (-1, "-1", "auto" off the CPU)
+    counts as several, since the node decides."""
+    if isinstance(devices, str) and "," in devices:
+        devices = [d for d in devices.split(",") if d.strip()]
+    if isinstance(devices, Sequence) and not isinstance(devices, str):
+        return len(devices)
+    if str(devices).strip() in ("-1", "auto"):
+        return 1 if str(devices).strip() == "auto" and accelerator == "cpu" else 2
+    return int(devices) if str(devices).strip().isdigit() else 1  # anything else: Lightning's to refuse
+
+
+def check_launcher(cfg: DictConfig) -> None:
+    """Several processes only through a spawning strategy (trainer=ddp): Lightning's `ddp` (and `auto`, which picks
+    it) re-runs the whole command line in each extra process, a second campaign that would wait on the first's
+    lock."""
+    name = get(cfg, "trainer.lightning.strategy")
+    if not (isinstance(name, str) and several_processes(cfg) and relaunches_command(name)):
+        return
+    key = "trainer.strategy" if get(cfg, "trainer.strategy") == name else "trainer.lightning.strategy"
+    raise BpsrunError(
+        f"{key}={name!r} with several devices starts each extra process by re-running the whole command (a second "
+        f"campaign, waiting on the first's lock); use trainer=ddp (DDP with spawned processes) or {key}=ddp_spawn"
+    )
+
+
+def relaunches_command(strategy: str) -> bool:
+    """Whether Lightning's strategy `strategy` starts its other processes by re-running the command line."""
+    if strategy == "auto":
+        return True  # several devices: Lightning picks "ddp"
+    from pytorch_lightning.strategies import DDPStrategy, FSDPStrategy, StrategyRegistry
+
+    entry = StrategyRegistry[strategy] if strategy in StrategyRegistry else None  # unknown: Lightning's to refuse
+    return entry is not None and (
+        issubclass(entry["strategy"], (DDPStrategy, FSDPStrategy))
+        and entry["init_params"].get("start_method", "popen") == "popen"
+    )
 
 
 def check_campaign(value: Any) -> None:

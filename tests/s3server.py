@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import boto3
@@ -62,6 +66,35 @@ class S3Server:
         for path in sorted((root / "images").iterdir()):
             s3.put_object(Bucket=name, Key=PREFIX + path.name, Body=path.read_bytes())
         s3.put_object(Bucket=name, Key=PREFIX + "meta.csv", Body=meta or (root / "meta.csv").read_bytes())
+
+
+class ProcessS3Server(S3Server):
+    """moto's server in a process of its own: its own buckets (moto's threaded servers in one process share theirs),
+    stopped by its pid."""
+
+    def __init__(self) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"moto server on port {self.port} did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def bps_like(data: Path, num_images: int = 400) -> Path:

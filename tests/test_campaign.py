@@ -119,7 +119,7 @@ def test_mlflow_parent_and_children(campaign):
         names = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert names == {
             "selected.txt", "labels.json", "metrics.json", "confusion.png", "picks.png", "config.yaml",
-            "predictions.zip",
+            "predictions.zip", "model",
         }  # fmt: skip
 
 

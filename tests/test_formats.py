@@ -58,8 +58,8 @@ def test_lightly_metadata_folder(tmp_path):
 
 def test_oracle_writes_json_min_that_reads_back(tmp_path):
     (tmp_path / "truth.csv").write_text("filename,label\na b.tif,track\nc.tif,no track\n")
-    context = LabelContext("c", CLASSES, tmp_path / "truth.csv", Layout(tmp_path), Path, lambda r, files: None)
-    records = Oracle(context).label(1, ["c.tif", "a b.tif"])
+    context = LabelContext("c", CLASSES, tmp_path / "truth.csv", Layout(tmp_path), Path, lambda r, files: None, True)
+    records = Oracle(context).label(1, ["c.tif"], ["a b.tif"])  # a pick, and a validation image
     assert records[1]["image"] == "/data/local-files/?d=a%20b.tif"
     assert records[1]["choice"] == "track" and records[1]["id"] == 2
     (tmp_path / "labels.json").write_text(json.dumps(records))

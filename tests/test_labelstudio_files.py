@@ -217,14 +217,14 @@ def test_an_export_saved_before_the_package_is_rebuilt_is_kept(tmp_path):
     image = tmp_path / "x.png"
     Image.new("I;16", (8, 8)).save(image)
     layout = Layout(tmp_path / "campaign")
-    context = LabelContext("campaign", CLASSES, None, layout, lambda f: image, lambda r, files: None)
+    context = LabelContext("campaign", CLASSES, None, layout, lambda f: image, lambda r, files: None, True)
     settings = dict(url=None, document_root=str(tmp_path), wait=False, poll_s=1, timeout_s=None, preannotate=False)
     labeler = LabelStudioLabeler(context, **settings, partial="wait")
     folder = layout.labelstudio(1)
     folder.mkdir(parents=True)
     (folder / "export.json").write_text('[{"file_name": "x.tif", "choice": "track"}]')
     (folder / "notes.txt").write_text("half done")
-    labeler.write_package(1, ["x.tif"])
+    labeler.write_package(1, ["x.tif"], [])
     assert (folder / "tasks.json").exists() and (folder / "images" / "x.tif.png").exists()
     assert (folder / "export.json").read_text() == '[{"file_name": "x.tif", "choice": "track"}]'
     assert (folder / "notes.txt").read_text() == "half done"

@@ -87,6 +87,7 @@ CONFIG_CASES = {
         ["dataset.num_images=5", "at least 10 images", "dataset.num_images="],
     ),
     "no epochs": (("trainer.max_epochs=0",), ["trainer.max_epochs=0", "at least 1"]),
+    "ddp re-runs": (("trainer.strategy=ddp", "trainer.devices=2"), ["trainer.strategy='ddp'", "trainer=ddp"]),
     "campaign climbs out": (("campaign=../x",), ["campaign='../x'", "not a path", "campaign=my-run"]),
     "campaign is a path": (("campaign=a/b",), ["campaign='a/b'", "paths.outputs=DIR"]),
     "campaign backslash": (("campaign=a\\\\b",), ["campaign=", "not a path"]),

@@ -15,7 +15,7 @@ from bpsrun.data.s3 import S3Location, safe_path
 from bpsrun.errors import BpsrunError
 from bpsrun.plugins import build
 from tests.conftest import REPO, TINY, compose_config, run_bpsrun
-from tests.s3server import BUCKET, CREDENTIALS, PREFIX, S3Server, bps_like
+from tests.s3server import BUCKET, CREDENTIALS, PREFIX, ProcessS3Server, S3Server, bps_like
 
 # every secret bpsrun reads from the environment, with values that cannot occur by chance
 SECRETS = {**CREDENTIALS, "LIGHTLY_TOKEN": "lightly-token-7f3a9c", "LABEL_STUDIO_API_KEY": "ls-key-0c8e5d"}
@@ -121,7 +121,7 @@ def test_two_round_campaign_from_the_local_server(server, tmp_path):
 
 def test_two_servers_with_one_bucket_name_do_not_share_a_cache(server, tmp_path):
     """The same bucket name on another S3 service (a lab's MinIO beside AWS) is another dataset: its own mirror."""
-    other = S3Server()
+    other = ProcessS3Server()
     try:
         other.public_bucket(BUCKET)
         other.upload_bps(BUCKET, bps_like(tmp_path / "other-src", num_images=120))
@@ -130,15 +130,17 @@ def test_two_servers_with_one_bucket_name_do_not_share_a_cache(server, tmp_path)
         for s3 in (server, other):
             cfg = compose_config(*bps_args(s3, cache), "dataset.subset.max_images=12", outputs=tmp_path / "out")
             found[s3.url] = build(cfg.dataset, "dataset")
+        for s3, files in found.items():  # each mirror holds its own server's listing and bytes
+            name = sorted(p.name for p in files.image_dir.glob("*.tif"))[0]
+            client = server.client() if s3 == server.url else other.client()
+            assert (files.image_dir / name).read_bytes() == client.get_object(Bucket=BUCKET, Key=PREFIX + name)[
+                "Body"
+            ].read()
     finally:
         other.stop()
     first, second = found[server.url], found[other.url]
     assert first.image_dir != second.image_dir and first.meta_csv != second.meta_csv
     assert first.meta_csv.read_bytes() != second.meta_csv.read_bytes()
-    for s3, files in ((server, first), (other, second)):  # each mirror holds its own server's bytes
-        name = sorted(p.name for p in files.image_dir.glob("*.tif"))[0]
-        body = s3.client().get_object(Bucket=BUCKET, Key=PREFIX + name)["Body"].read()
-        assert (files.image_dir / name).read_bytes() == body
 
 
 @pytest.mark.slow

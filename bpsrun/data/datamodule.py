@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler, TensorDataset
+
+from bpsrun.data.pool import PoolStack
 
 
 def loader(x: np.ndarray, y: np.ndarray | None, batch_size: int, min_samples: int = 0) -> DataLoader:
@@ -46,3 +48,17 @@ class StackDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return loader(self.pool, None, self.eval_batch_size)
+
+
+class StackRows(Dataset):
+    """The images of an (N, 1, S, S) stack (an array, or the pool read from its cache) as float32 tensors, one at a
+    time when a batch asks for it: training over a pool of any size holds a batch of pixels, not the pool."""
+
+    def __init__(self, stack: np.ndarray | PoolStack):
+        self.stack = stack
+
+    def __len__(self) -> int:
+        return len(self.stack)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor]:
+        return (torch.from_numpy(np.asarray(self.stack[i : i + 1][0], dtype=np.float32)),)

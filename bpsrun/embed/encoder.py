@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from bpsrun.errors import BpsrunError
+from bpsrun.model.gather import predict_all
 from bpsrun.model.trainers import Trainers
 
 
@@ -86,6 +87,6 @@ class Encoder:
             loader = DataLoader(
                 TensorDataset(torch.from_numpy(x[todo]).float()), batch_size=self.trainers.eval_batch_size
             )
-            batches = self.trainers.trainer(enable_progress_bar=False).predict(Features(self.net), loader)
-            self.cache.update(zip((keys[i] for i in todo), torch.cat(batches).numpy().astype(np.float32)))
+            feats = predict_all(self.trainers.trainer(enable_progress_bar=False), Features(self.net), loader)
+            self.cache.update(zip((keys[i] for i in todo), feats.numpy().astype(np.float32)))
         return np.stack([self.cache[k] for k in keys])

@@ -23,13 +23,16 @@ import torch.nn.functional as F
 from lightly.loss import NTXentLoss
 from lightly.models.modules.heads import SimCLRProjectionHead
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
+from bpsrun.data.datamodule import StackRows
+from bpsrun.data.pool import PoolStack
 from bpsrun.embed.base import EmbedContext
 from bpsrun.embed.encoder import Features
 from bpsrun.faults import checkpoint
 from bpsrun.files import atomic_file, stable_hash
 from bpsrun.lock import shared_lock
+from bpsrun.model.gather import predict_all
 from bpsrun.model.networks import SmallConvNet
 from bpsrun.model.trainers import Trainers
 
@@ -134,22 +137,20 @@ class SimCLRSettings:
     views: Views
 
 
-def train_simclr(images: np.ndarray, trainers: Trainers, settings: SimCLRSettings, seed: int) -> SimCLR:
-    """SimCLR trained on `images` (N, 1, S, S)."""
+def train_simclr(images: np.ndarray | PoolStack, trainers: Trainers, settings: SimCLRSettings, seed: int) -> SimCLR:
+    """SimCLR trained on `images` (N, 1, S, S), read a batch at a time."""
     pl.seed_everything(seed, workers=True, verbose=False)
     s = settings
-    x = torch.from_numpy(images).float()
     model = SimCLR(s.width, s.dim, s.temperature, s.lr, s.views)
-    loader = DataLoader(
-        TensorDataset(x), batch_size=min(s.batch_size, len(x)), shuffle=True, drop_last=len(x) > s.batch_size
-    )
+    n = len(images)
+    loader = DataLoader(StackRows(images), batch_size=min(s.batch_size, n), shuffle=True, drop_last=n > s.batch_size)
     trainers.trainer(max_epochs=s.epochs).fit(model, loader)
     return model
 
 
-def features(net: nn.Module, images: np.ndarray, trainers: Trainers) -> np.ndarray:
-    loader = DataLoader(TensorDataset(torch.from_numpy(images).float()), batch_size=trainers.eval_batch_size)
-    return torch.cat(trainers.trainer().predict(Features(net), loader)).numpy().astype(np.float32)
+def features(net: nn.Module, images: np.ndarray | PoolStack, trainers: Trainers) -> np.ndarray:
+    loader = DataLoader(StackRows(images), batch_size=trainers.eval_batch_size)
+    return predict_all(trainers.trainer(), Features(net), loader).numpy().astype(np.float32)
 
 
 class SimCLREmbedding:
@@ -191,7 +192,7 @@ class SimCLREmbedding:
         npy, pt = stem.with_suffix(".npy"), stem.with_suffix(".pt")
         with shared_lock(stem.with_suffix(".lock")):
             if not (npy.exists() and pt.exists()):
-                stack = np.asarray(ctx.pool_images(self.image_size))
+                stack = ctx.pool_images(self.image_size)
                 log.info("embedding %d pool images with SimCLR (once per pool and seed)", len(stack))
                 model = train_simclr(stack, ctx.trainers, self.settings, ctx.seed)
                 with atomic_file(pt) as tmp:

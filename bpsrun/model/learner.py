@@ -9,7 +9,9 @@ features.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import tempfile
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,10 +20,12 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import nn
+from torchmetrics import Metric, MetricCollection
 
 from bpsrun.data.datamodule import StackDataModule
 from bpsrun.embed.encoder import Encoder
 from bpsrun.errors import BpsrunError
+from bpsrun.model.gather import predict_all
 from bpsrun.model.module import NucleusClassifier, flip_rotate
 from bpsrun.model.trainers import Trainers
 
@@ -61,10 +65,12 @@ class History(pl.Callback):
     """Epoch-level metrics, kept for MLflow (logged after training so a crash never leaves a half-logged run).
 
     An epoch's aggregated train and validation metrics are complete only once the next epoch starts (or
-    training ends), so rows are taken then.
+    training ends), so rows are taken then. Rank 0 writes them to `out` when training ends: under DDP with
+    `start_method: spawn` the ranks are other processes, and their callbacks die with them.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, out: Path) -> None:
+        self.out = out
         self.rows: list[dict[str, float]] = []
 
     def record(self, trainer: pl.Trainer) -> None:
@@ -77,6 +83,29 @@ class History(pl.Callback):
 
     def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self.record(trainer)
+        if trainer.is_global_zero:
+            self.out.write_text(json.dumps(self.rows))
+
+
+class RankSeed(pl.Callback):
+    """Seeds each DDP rank's random stream from `key` and its rank as prediction starts: DDPStrategy resets every
+    rank to the training seed (PL_GLOBAL_SEED), which would give every Monte-Carlo dropout pass the same masks.
+    One process keeps the stream its caller seeded."""
+
+    def __init__(self, key: Sequence[int]) -> None:
+        self.key = list(key)
+
+    def on_predict_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if trainer.world_size > 1:
+            torch.manual_seed(int(np.random.SeedSequence([*self.key, trainer.global_rank]).generate_state(1)[0]))
+
+
+def scored(metric: Metric | MetricCollection, preds: torch.Tensor, target: torch.Tensor) -> Metric | MetricCollection:
+    """A fresh copy of `metric` (on the CPU, in this process) updated with `preds` against `target`."""
+    fresh = metric.clone().cpu()
+    fresh.reset()
+    fresh.update(preds, target)
+    return fresh
 
 
 class ImageClassifier:
@@ -112,30 +141,36 @@ class ImageClassifier:
     def fit(self, train: tuple[np.ndarray, np.ndarray], val: Split | None, seed: int) -> list[dict]:
         pl.seed_everything(seed, workers=True, verbose=False)
         self.module = self.fresh()
-        history = History()
         unvalidated = {"limit_val_batches": 0} if val is None else {}  # no validation labels yet: no val loop
-        self.trainers.fit_trainer(callbacks=[history], **self.epochs, **unvalidated).fit(
-            self.module, datamodule=self.data(train=train, val=val)
-        )
-        return history.rows
+        with tempfile.TemporaryDirectory(prefix="bpsrun-fit-") as tmp:
+            history = History(Path(tmp) / "history.json")
+            self.trainers.fit_trainer(callbacks=[history], **self.epochs, **unvalidated).fit(
+                self.module, datamodule=self.data(train=train, val=val)
+            )
+            return json.loads(history.out.read_text())
 
     def evaluate(self, val: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
-        trainer = self.trainers.trainer(enable_progress_bar=False)
-        (scores,) = trainer.validate(self.module, datamodule=self.data(val=val), verbose=False)
+        """The module's own validation metrics over predictions of every image once: exact on any number of
+        devices (a DDP validation loop's sampler pads the shards with repeated images)."""
+        preds = torch.from_numpy(self.predict_proba(val[0])).argmax(dim=1)
+        target = torch.from_numpy(val[1]).long()
+        scores = {k: v.item() for k, v in scored(self.module.val_metrics, preds, target).compute().items()}
         return {
             "val_accuracy": round(scores["val/accuracy"], 6),
             "val_balanced_accuracy": round(scores["val/balanced_accuracy"], 6),
             "val_f1": round(scores["val/f1"], 6),
-            "confusion": self.module.confusion.compute().tolist(),
+            "confusion": scored(self.module.confusion, preds, target).compute().tolist(),
         }
 
-    def predict(self, x: np.ndarray, mode: str) -> np.ndarray:
+    def predict(self, x: np.ndarray, mode: str, seed: Sequence[int] = ()) -> np.ndarray:
+        """Every image's prediction in order, on the trainer config's devices (bpsrun.model.gather); `seed` keys
+        each DDP rank's random stream (RankSeed)."""
         self.module.predict_mode = mode
         try:
-            batches = self.trainers.trainer().predict(self.module, datamodule=self.data(predict=x))
+            trainer = self.trainers.trainer(callbacks=[RankSeed(seed)] if seed else [])
+            return predict_all(trainer, self.module, self.data(predict=x)).numpy()
         finally:
             self.module.predict_mode = "proba"
-        return torch.cat(batches).numpy()
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         return self.predict(x, "proba").astype(np.float64)
@@ -145,7 +180,7 @@ class ImageClassifier:
         if not any(isinstance(m, nn.Dropout) and m.p > 0 for m in self.module.modules()):
             raise BpsrunError("uncertainty_bald needs a model with dropout (e.g. model=small_cnn); this one has none")
         torch.manual_seed(seed)
-        return np.stack([self.predict(x, "mc_dropout").astype(np.float64) for _ in range(passes)])
+        return np.stack([self.predict(x, "mc_dropout", (seed, t)).astype(np.float64) for t in range(passes)])
 
     def features(self, x: np.ndarray) -> np.ndarray:
         """Penultimate-layer features (the network's `embed`), float32."""

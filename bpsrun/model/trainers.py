@@ -1,4 +1,4 @@
-"""Every Lightning Trainer bpsrun runs is built here, from the one `trainer` config (devices, precision,
+"""Every Lightning Trainer bpsrun runs is built here, from the one `trainer` config (devices, strategy, precision,
 deterministic): classifier training, validation and prediction, and the self-supervised embedding."""
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bpsrun.context import Context
 from bpsrun.label.jsonmin import read_labels
+from bpsrun.serve.registry import log_round_model
 from bpsrun.tracking.figures import confusion_png, picks_png, short
 from bpsrun.tracking.runs import Tracker, summary_metrics
 from bpsrun.tracking.store import SECRET
@@ -75,6 +76,8 @@ def log_round(ctx: Context, tracker: Tracker, r: int) -> None:
         config = Path(tmp) / "config.yaml"
         config.write_text(OmegaConf.to_yaml(OmegaConf.create(without_secrets(resolved(ctx.cfg)))))
         archive = shutil.make_archive(str(Path(tmp) / "predictions"), "zip", layout.round_lightly(r))
+        if ctx.cfg.tracking.get("log_model", True):  # the round's model, registered (bpsrun.serve)
+            log_round_model(ctx, tracker, r, config)
         tracker.finish_round(r, metrics["n_labeled"], summary_metrics(metrics), [*files, config, Path(archive)])
     log.info("round %d: logged to MLflow (%s)", r, ctx.cfg.tracking.uri)
 
