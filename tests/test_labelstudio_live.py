@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.conftest import REPO, bpsrun_command, run_bpsrun, snapshot
-from tests.s3server import BUCKET, S3Server, bps_like
+from tests.s3server import BUCKET, ProcessS3Server, bps_like
 from tests.test_labelstudio_server import free_port, start_detached, stop_detached
 
 pytestmark = pytest.mark.slow  # real servers or the command line in subprocesses
@@ -188,7 +188,7 @@ def own_images(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bucket(tmp_path_factory):
-    s3 = S3Server()
+    s3 = ProcessS3Server()  # its own process: moto's in-process state is shared with other modules' servers
     s3.public_bucket(BUCKET)
     s3.upload_bps(BUCKET, bps_like(tmp_path_factory.mktemp("bucket-src")))
     yield s3

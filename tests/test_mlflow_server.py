@@ -159,7 +159,7 @@ def listed_artifacts(url: str, run_id: str, path: str = "") -> dict[str, int]:
         if f.get("is_dir"):
             files.update(listed_artifacts(url, run_id, f["path"]))
         else:
-            files[f["path"]] = int(f["file_size"])
+            files[f["path"]] = int(f.get("file_size", 0))  # proto3 JSON leaves a zero size out (empty __init__.py)
     return files
 
 
