@@ -63,14 +63,20 @@ def save_round_model(ctx: Context, r: int, config: Path, folder: Path) -> Path |
         Path(__file__).parents[1], folder / "code" / "bpsrun", ignore=shutil.ignore_patterns("__pycache__")
     )
     model = folder / "model"
-    mlflow.pyfunc.save_model(
-        model,
-        python_model=CODE,
-        artifacts=artifacts,
-        code_paths=[str(code)],
-        pip_requirements=pip_requirements(),
-        metadata={"task": ctx.task, "classes": ctx.classes, "campaign": ctx.cfg.campaign, "round": r},
-    )
+    pyfunc_log = logging.getLogger("mlflow.pyfunc")
+    level = pyfunc_log.level
+    pyfunc_log.setLevel(logging.ERROR)  # its "cannot infer a signature" warning, every round: the input is images
+    try:
+        mlflow.pyfunc.save_model(
+            model,
+            python_model=CODE,
+            artifacts=artifacts,
+            code_paths=[str(code)],
+            pip_requirements=pip_requirements(),
+            metadata={"task": ctx.task, "classes": ctx.classes, "campaign": ctx.cfg.campaign, "round": r},
+        )
+    finally:
+        pyfunc_log.setLevel(level)
     return model
 
 
