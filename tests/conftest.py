@@ -21,6 +21,7 @@ TINY = [
     "embedding.epochs=2",
     "embedding.image_size=32",
     "model.image_size=48",
+    "tracking.log_model=false",  # tests/test_serve.py turns it on: MLflow's model format costs seconds a process
 ]
 
 

@@ -178,7 +178,9 @@ def test_campaign_through_a_tracking_server_with_s3_artifacts(s3, tracking, tmp_
     nowhere = str(tmp_path / "no-aws")
     no_aws = {"AWS_SHARED_CREDENTIALS_FILE": nowhere, "AWS_CONFIG_FILE": nowhere, "AWS_EC2_METADATA_DISABLED": "true"}
     out = tmp_path / "out"
-    run_bpsrun("round=2", f"tracking.uri={tracking}", outputs=out, data=shared_data, env=no_aws)
+    run_bpsrun(
+        "round=2", f"tracking.uri={tracking}", "tracking.log_model=true", outputs=out, data=shared_data, env=no_aws
+    )
 
     exp = api(tracking, "GET", "experiments/get-by-name", params={"experiment_name": "bpsrun-synthetic"})["experiment"]
     assert pairs(exp.get("tags")).get("mlflow.experimentKind") == "custom_model_development"

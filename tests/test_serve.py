@@ -29,7 +29,7 @@ SECRET = "fake-tracking-password-5b9e1c"  # a config key that looks like a secre
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory, shared_data) -> Path:
     out = tmp_path_factory.mktemp("outputs")
-    run_in_process("round=2", f"+tracking.password={SECRET}", outputs=out, data=shared_data)
+    run_in_process("round=2", "tracking.log_model=true", f"+tracking.password={SECRET}", outputs=out, data=shared_data)
     return out
 
 
@@ -156,7 +156,7 @@ def test_predict_errors_are_one_line_naming_the_problem(outputs, tmp_path, capsy
 
 
 def test_a_linear_probe_is_packed_with_the_embeddings_network(outputs, shared_data):
-    overrides = ("round=1", "model=linear_probe", "model.image_size=32", "campaign=probe")
+    overrides = ("round=1", "tracking.log_model=true", "model=linear_probe", "model.image_size=32", "campaign=probe")
     run_in_process(*overrides, outputs=outputs, data=shared_data)
     mlflow.set_tracking_uri(store(outputs))
     model = mlflow.pyfunc.load_model("models:/probe@current")
