@@ -128,7 +128,7 @@ def test_spawning_or_single_process_strategies_pass(overrides, tmp_path):
 
 @pytest.mark.slow
 def test_a_campaign_on_two_processes_predicts_every_pool_image(tmp_path, shared_data):
-    run_bpsrun("round=1", "trainer=ddp", "embedding=pixels", outputs=tmp_path, data=shared_data)  # no SimCLR fit
+    run_bpsrun("round=1", "trainer=ddp", outputs=tmp_path, data=shared_data)
     root = tmp_path / "synthetic-active-s0"
     pool = [r["file"] for r in csv.DictReader(open(root / "manifest.csv")) if r["split"] == "train"]
     preds = root / "round_1" / "lightly" / ".lightly" / "predictions" / "bps-classification"
