@@ -90,7 +90,7 @@ class Campaign:
         ctx.truth = truth
         val_truth = truth if validated_by == "truth" else None
         ctx.pool = Pool(prepare(files, split, layout.manifest, layout.metadata, val_truth))
-        if val_truth is not None and ctx.val_missing():
+        if val_truth is not None:  # the truth file labels validation: recorded once, as a labeler's would be
             keep_validation(layout, truth_records(ctx.val_missing(), val_truth))
         self._tracker = open_tracker(cfg)  # the inputs are sound: the campaign's run is live from here on
         if not layout.identity.exists():
