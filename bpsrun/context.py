@@ -56,8 +56,13 @@ class Context:
         """Every manifest row as model input, decoded once per size (memory-mapped)."""
         return image_stack(self.pool.rows, size, self.layout.image_cache(size))
 
+    def rows_of(self, size: int, rows: list[int]) -> PoolStack:
+        """Those manifest rows of the image cache at `size` (decoded first if it is not yet)."""
+        self.images(size)
+        return PoolStack(self.layout.image_cache(size), rows)
+
     def pool_images(self, size: int) -> PoolStack:
-        return PoolStack(self.images(size), self.pool.train)
+        return self.rows_of(size, self.pool.train)
 
     def val_labels(self) -> dict[str, str]:
         return read_validation(self.layout, self.classes)
@@ -67,14 +72,14 @@ class Context:
         labels = self.val_labels()
         return [f for f in self.pool.files(self.pool.val) if f not in labels]
 
-    def val_set(self, size: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """The validation images and labels; None until every one is labeled (metrics on part of the sample
-        would not compare across rounds)."""
+    def val_set(self, size: int) -> tuple[PoolStack, np.ndarray] | None:
+        """The validation images (read from the image cache as batches ask) and labels; None until every one is
+        labeled (metrics on part of the sample would not compare across rounds)."""
         labels, val = self.val_labels(), self.pool.val
         if any(self.pool.rows[i]["file"] not in labels for i in val):
             return None
         y = np.array([self.classes.index(labels[self.pool.rows[i]["file"]]) for i in val])
-        return np.asarray(self.images(size)[val]), y
+        return self.rows_of(size, val), y
 
     def previous_probs(self, r: int, files: list[str]) -> np.ndarray | None:
         """Round r-1's predicted probabilities for `files`; None in round 1 (no model yet)."""

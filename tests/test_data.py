@@ -1,7 +1,9 @@
 """The synthetic generator, image reading, meta.csv parsing and the grouped, stratified split."""
 
 import csv
+import pickle
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,12 +172,40 @@ def test_the_image_cache_is_written_in_chunks_and_equals_the_in_memory_stack(syn
     assert np.array_equal(np.load(tmp_path / "stack.npy"), images.load_stack(paths, 40))
 
 
-def test_a_pool_stack_reads_rows_and_chunks_in_pool_order(monkeypatch):
+def test_a_pool_stack_reads_rows_and_chunks_in_pool_order(monkeypatch, tmp_path):
     stack = np.arange(10 * 4, dtype=np.float16).reshape(10, 1, 2, 2)
-    pool = PoolStack(stack, [1, 2, 4, 7, 8, 9])
+    np.save(tmp_path / "cache.npy", stack)
+    pool = PoolStack(tmp_path / "cache.npy", [1, 2, 4, 7, 8, 9])
     monkeypatch.setattr(pool_module, "CHUNK", 4)
     assert [len(c) for c in pool.chunks()] == [4, 2] and pool.shape == (6, 1, 2, 2)
     assert np.array_equal(np.asarray(pool), stack[[1, 2, 4, 7, 8, 9]])
     assert np.array_equal(pool[[0, 5]], stack[[1, 9]])
     sums = pool.map(lambda x: x.reshape(len(x), -1).sum(axis=1))  # one value per image, joined in order
     assert sums.tolist() == stack[[1, 2, 4, 7, 8, 9]].reshape(6, -1).sum(axis=1).tolist()
+
+
+def resident_file_mib() -> float:
+    """This process's file-backed resident memory (Linux): mapped pages it has touched."""
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("RssFile:"))
+    return int(line.split()[1]) / 1024
+
+
+def test_reading_a_pool_stack_end_to_end_keeps_a_bounded_part_of_the_cache_resident(monkeypatch, tmp_path):
+    images = np.random.default_rng(0).random((2048, 1, 128, 128)).astype(np.float16)  # 64 MiB
+    np.save(tmp_path / "cache.npy", images)
+    monkeypatch.setattr(pool_module, "CHUNK", 256)  # 8 MiB chunks
+    monkeypatch.setattr(pool_module, "REMAP_BYTES", 16 * 2**20)
+
+    def growth(read_all) -> float:
+        start, peak = resident_file_mib(), 0.0
+        for _ in read_all():
+            peak = max(peak, resident_file_mib() - start)
+        return peak
+
+    mapped = np.load(tmp_path / "cache.npy", mmap_mode="r")  # one mapping read end to end: the control
+    plain = growth(lambda: (np.array(mapped[i : i + 256]) for i in range(0, 2048, 256)))
+    pool = PoolStack(tmp_path / "cache.npy", list(range(2048)))
+    streamed = growth(pool.chunks)
+    assert plain > 48 and streamed < 24, (plain, streamed)
+    copy = pickle.loads(pickle.dumps(pool))  # DDP's spawned ranks get the path and rows, not the pixels
+    assert len(pickle.dumps(pool)) < 20_000 and np.array_equal(copy[[5, 2047]], images[[5, 2047]])

@@ -195,11 +195,12 @@ def test_an_embedding_without_a_network_is_named():
         encoder.module()
 
 
-def test_pixels_embedding_is_a_pca_and_a_network():
+def test_pixels_embedding_is_a_pca_and_a_network(tmp_path):
     images = toy_problem(40, 6)[0]
     cfg = config("embedding=pixels", "embedding.components=8")
     trainers = Trainers(cfg.trainer)
-    pool = PoolStack(images, list(range(40)))
+    np.save(tmp_path / "cache.npy", images)
+    pool = PoolStack(tmp_path / "cache.npy", list(range(40)))
     ctx = EmbedContext(Layout(Path("unused")), 0, lambda size: pool, dict, Path("unused"), trainers, None)
     part = build(cfg.embedding, "embedding", context=ctx)
     with patch("bpsrun.data.pool.CHUNK", 7):  # read in chunks, the pool gives the exact PCA all the same

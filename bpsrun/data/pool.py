@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 CHUNK = 4096  # pool images per chunk when a stage runs over the whole pool (at 96 px: 72 MiB of float16)
+REMAP_BYTES = 256 * 2**20  # image bytes read through one mapping of the cache file (PoolStack)
 
 
 @dataclass
@@ -48,25 +49,47 @@ class Pool:
 
 
 class PoolStack:
-    """The training pool's model inputs at one size, read from the memory-mapped image cache when asked: rows
-    (`stack[rows]`) or chunks in pool order (`chunks()`), so a stage over a pool of any size holds one chunk of
-    pixels at a time. `np.asarray(stack)` reads the whole pool (training needs random access to it)."""
+    """Some rows of an image cache file (the training pool, the validation set) as model inputs at one size, read
+    from the memory-mapped file when asked: rows (`stack[rows]`) or chunks in order (`chunks()`), so a stage over a
+    pool of any size holds one chunk of pixels at a time. `np.asarray(stack)` reads them all.
 
-    def __init__(self, images: np.ndarray, rows: list[int]):
-        self.images, self.rows = images, np.asarray(rows, dtype=np.int64)
+    The file is mapped afresh after every REMAP_BYTES read: pages a mapping has touched count in the process's
+    resident memory until it is unmapped, so one mapping read end to end would hold the whole cache. (They stay
+    in the page cache, and the next read of them is as fast.) Pickled (DDP's spawned ranks), it is its path and rows.
+    """
+
+    def __init__(self, cache: Path, rows: list[int]):
+        self.cache, self.rows = Path(cache), np.asarray(rows, dtype=np.int64)
+        self.remap()
+
+    def remap(self) -> None:
+        self.mapped = np.load(self.cache, mmap_mode="r")
+        self.read_bytes = 0  # read through this mapping
 
     def __len__(self) -> int:
         return len(self.rows)
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return (len(self.rows), *self.images.shape[1:])
+        return (len(self.rows), *self.mapped.shape[1:])
 
     def __getitem__(self, index: slice | list[int] | np.ndarray) -> np.ndarray:
-        return np.asarray(self.images[self.rows[index]])
+        rows = self.rows[index]
+        nbytes = rows.size * self.mapped[0].nbytes
+        if self.read_bytes + nbytes > REMAP_BYTES:
+            self.remap()
+        self.read_bytes += nbytes
+        return np.asarray(self.mapped[rows])
 
     def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
         return self[:].astype(dtype) if dtype is not None else self[:]
+
+    def __getstate__(self) -> tuple[Path, np.ndarray]:
+        return self.cache, self.rows
+
+    def __setstate__(self, state: tuple[Path, np.ndarray]) -> None:
+        self.cache, self.rows = state
+        self.remap()
 
     def chunks(self, size: int | None = None) -> Iterator[np.ndarray]:
         size = size or CHUNK

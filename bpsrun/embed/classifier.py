@@ -26,7 +26,7 @@ class ClassifierFeatures:
 
         def compute() -> np.ndarray:
             learner = ctx.round_learner(r)
-            return ctx.pool_images(learner.image_size).map(learner.features)
+            return learner.features(ctx.pool_images(learner.image_size))
 
         return cached_npy(ctx.layout.classifier_embeddings(r), compute)
 

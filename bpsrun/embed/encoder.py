@@ -17,8 +17,9 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Subset
 
+from bpsrun.data.datamodule import Stack, StackRows
 from bpsrun.errors import BpsrunError
 from bpsrun.model.gather import predict_all
 from bpsrun.model.trainers import Trainers
@@ -79,14 +80,12 @@ class Encoder:
         """A copy of the frozen backbone (eval mode, no gradients): the caller may train its copy."""
         return copy.deepcopy(self.net)
 
-    def encode(self, x: np.ndarray) -> np.ndarray:
+    def encode(self, x: Stack) -> np.ndarray:
         """(N, D) float32 features of (N, 1, S, S) images, S = image_size; images seen before are not run again."""
-        keys = [digest(image) for image in x]
+        keys = [digest(x[i : i + 1][0]) for i in range(len(x))]
         todo = [i for i, k in enumerate(keys) if k not in self.cache]
         if todo:
-            loader = DataLoader(
-                TensorDataset(torch.from_numpy(x[todo]).float()), batch_size=self.trainers.eval_batch_size
-            )
+            loader = DataLoader(Subset(StackRows(x), todo), batch_size=self.trainers.eval_batch_size)
             feats = predict_all(self.trainers.trainer(enable_progress_bar=False), Features(self.net), loader)
             self.cache.update(zip((keys[i] for i in todo), feats.numpy().astype(np.float32)))
         return np.stack([self.cache[k] for k in keys])

@@ -22,37 +22,37 @@ import torch
 from torch import nn
 from torchmetrics import Metric, MetricCollection
 
-from bpsrun.data.datamodule import StackDataModule
+from bpsrun.data.datamodule import Stack, StackDataModule
 from bpsrun.embed.encoder import Encoder
 from bpsrun.errors import BpsrunError
 from bpsrun.model.gather import predict_all
 from bpsrun.model.module import NucleusClassifier, flip_rotate
 from bpsrun.model.trainers import Trainers
 
-Split = tuple[np.ndarray, np.ndarray]  # images (or features) and class indices
+Split = tuple[Stack, np.ndarray]  # images (or features) and class indices
 
 
 class Learner(Protocol):
     image_size: int  # side of the square model input
 
-    def fit(self, train: tuple[np.ndarray, np.ndarray], val: Split | None, seed: int) -> list[dict]:
+    def fit(self, train: Split, val: Split | None, seed: int) -> list[dict]:
         """Train a fresh model on `train` (images, class indices), validating on `val` each epoch (None: the
         validation labels are not all in yet): the history."""
         ...
 
-    def evaluate(self, val: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+    def evaluate(self, val: Split) -> dict[str, Any]:
         """val_accuracy, val_balanced_accuracy, val_f1 and the confusion matrix (rows: truth) of the model."""
         ...
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+    def predict_proba(self, x: Stack) -> np.ndarray:
         """N x C class probabilities (float64)."""
         ...
 
-    def mc_proba(self, x: np.ndarray, passes: int, seed: int) -> np.ndarray:
+    def mc_proba(self, x: Stack, passes: int, seed: int) -> np.ndarray:
         """T x N x C probabilities of stochastic passes (uncertainty_bald); raise BpsrunError if it has none."""
         ...
 
-    def features(self, x: np.ndarray) -> np.ndarray:
+    def features(self, x: Stack) -> np.ndarray:
         """N x D features of the trained model (embedding=classifier)."""
         ...
 
@@ -138,7 +138,7 @@ class ImageClassifier:
         t = self.trainers
         return StackDataModule(self.batch_size, t.eval_batch_size, t.min_samples_per_epoch, **parts)
 
-    def fit(self, train: tuple[np.ndarray, np.ndarray], val: Split | None, seed: int) -> list[dict]:
+    def fit(self, train: Split, val: Split | None, seed: int) -> list[dict]:
         pl.seed_everything(seed, workers=True, verbose=False)
         self.module = self.fresh()
         unvalidated = {"limit_val_batches": 0} if val is None else {}  # no validation labels yet: no val loop
@@ -149,7 +149,7 @@ class ImageClassifier:
             )
             return json.loads(history.out.read_text())
 
-    def evaluate(self, val: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+    def evaluate(self, val: Split) -> dict[str, Any]:
         """The module's own validation metrics over predictions of every image once: exact on any number of
         devices (a DDP validation loop's sampler pads the shards with repeated images)."""
         preds = torch.from_numpy(self.predict_proba(val[0])).argmax(dim=1)
@@ -162,7 +162,7 @@ class ImageClassifier:
             "confusion": scored(self.module.confusion, preds, target).compute().tolist(),
         }
 
-    def predict(self, x: np.ndarray, mode: str, seed: Sequence[int] = ()) -> np.ndarray:
+    def predict(self, x: Stack, mode: str, seed: Sequence[int] = ()) -> np.ndarray:
         """Every image's prediction in order, on the trainer config's devices (bpsrun.model.gather); `seed` keys
         each DDP rank's random stream (RankSeed)."""
         self.module.predict_mode = mode
@@ -172,17 +172,17 @@ class ImageClassifier:
         finally:
             self.module.predict_mode = "proba"
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+    def predict_proba(self, x: Stack) -> np.ndarray:
         return self.predict(x, "proba").astype(np.float64)
 
-    def mc_proba(self, x: np.ndarray, passes: int, seed: int) -> np.ndarray:
+    def mc_proba(self, x: Stack, passes: int, seed: int) -> np.ndarray:
         """T x N x C probabilities with dropout active and everything else (batch norm) in eval mode."""
         if not any(isinstance(m, nn.Dropout) and m.p > 0 for m in self.module.modules()):
             raise BpsrunError("uncertainty_bald needs a model with dropout (e.g. model=small_cnn); this one has none")
         torch.manual_seed(seed)
         return np.stack([self.predict(x, "mc_dropout", (seed, t)).astype(np.float64) for t in range(passes)])
 
-    def features(self, x: np.ndarray) -> np.ndarray:
+    def features(self, x: Stack) -> np.ndarray:
         """Penultimate-layer features (the network's `embed`), float32."""
         return self.predict(x, "features").astype(np.float32)
 
@@ -272,16 +272,16 @@ class LinearProbe:
         self.head = self.head_for(feats.mean(dim=0), torch.where(std > 1e-6, std, 1.0))  # constant features stay
         return self.head.fit((x, y), self.encoded(val), seed)
 
-    def evaluate(self, val: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+    def evaluate(self, val: Split) -> dict[str, Any]:
         return self.head.evaluate(self.encoded(val))
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+    def predict_proba(self, x: Stack) -> np.ndarray:
         return self.head.predict_proba(self.encoder.encode(x))
 
-    def mc_proba(self, x: np.ndarray, passes: int, seed: int) -> np.ndarray:
+    def mc_proba(self, x: Stack, passes: int, seed: int) -> np.ndarray:
         return self.head.mc_proba(self.encoder.encode(x), passes, seed)
 
-    def features(self, x: np.ndarray) -> np.ndarray:
+    def features(self, x: Stack) -> np.ndarray:
         """The embedding network's frozen features (what the head was trained on)."""
         return self.encoder.encode(x)
 

@@ -25,8 +25,7 @@ log = logging.getLogger("bpsrun")
 def train_on(ctx: Context, files: list[str], labels: list[str], seed: int) -> tuple[Learner, dict[str, Any]]:
     """A fresh learner trained on `files`, scored on the validation set: (learner, metrics with the history)."""
     learner = ctx.learner()
-    stack = ctx.images(learner.image_size)
-    x = np.asarray(stack[[ctx.pool.row_index[f] for f in files]])
+    x = ctx.rows_of(learner.image_size, [ctx.pool.row_index[f] for f in files])
     y = np.array([ctx.classes.index(label) for label in labels])
     val = ctx.val_set(learner.image_size)  # None while validation labels are missing (split.require_val=false)
     history = learner.fit((x, y), val, seed=seed)
@@ -73,7 +72,7 @@ def check_trained_on(ctx: Context, r: int) -> None:
 def predict_round(ctx: Context, r: int, learner: Learner | None) -> None:
     """Round r's model on the whole training pool, in Lightly's prediction format."""
     learner = learner or ctx.round_learner(r)
-    probs = ctx.pool_images(learner.image_size).map(learner.predict_proba)
+    probs = learner.predict_proba(ctx.pool_images(learner.image_size))
     files = ctx.pool.files(ctx.pool.train)
     write_predictions(ctx.layout.predictions(r), ctx.task, ctx.classes, files, probs)
     log.info("round %d: wrote %d Lightly prediction files", r, len(files))

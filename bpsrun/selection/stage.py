@@ -115,8 +115,7 @@ def mc_probs(ctx: Context, r: int) -> np.ndarray:
 
     def compute() -> np.ndarray:
         learner = ctx.round_learner(r)
-        seed = ctx.seed * 1000 + r  # the same dropout masks for every chunk: passes are per chunk, in order
-        return ctx.pool_images(learner.image_size).map(lambda x: learner.mc_proba(x, passes, seed), axis=1)
+        return learner.mc_proba(ctx.pool_images(learner.image_size), passes, seed=ctx.seed * 1000 + r)
 
     return cached_npy(ctx.layout.mc_probs(r), compute)
 
