@@ -84,3 +84,19 @@ def snapshot(folder: Path) -> dict[str, bytes]:
         for p in sorted(folder.rglob("*"))
         if p.is_file() and p.name != ".lock"
     }
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory) -> dict:
+    """One detached Label Studio for every test module that talks to one (starting one costs ~30 s on 2 cores):
+    its pid file's record (url, pid, port, data_dir, document_root, stdout) and `token`. Tests keep apart by
+    campaign name under the shared document root; a test that stops a server starts its own."""
+    from tests.test_labelstudio_server import free_port, start_detached, stop_detached
+
+    root = tmp_path_factory.mktemp("label-studio")
+    (root / "outputs").mkdir()
+    record = start_detached(free_port(), root / "data", root / "outputs")
+    try:
+        yield {**record, "token": (root / "data" / "bpsrun-token").read_text().strip()}
+    finally:
+        stop_detached(root / "data")

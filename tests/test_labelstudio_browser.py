@@ -21,7 +21,6 @@ import pytest
 import requests
 
 from tests.conftest import REPO, run_bpsrun
-from tests.test_labelstudio_server import free_port, start_detached, stop_detached
 
 pytestmark = pytest.mark.slow  # a real server, a browser, the command line in subprocesses
 
@@ -111,53 +110,46 @@ def api(url: str, token: str, method: str, path: str, **kwargs):
     return response.json() if response.content else None
 
 
-def test_a_labeler_sees_the_image_and_the_pre_annotation(tmp_path, shared_data):
+def test_a_labeler_sees_the_image_and_the_pre_annotation(shared_data, label_studio):
     if not CHROMIUM.exists():
         pytest.fail(f"no chromium at {CHROMIUM}: apt-get install -y chromium (or set BPSRUN_CHROMIUM)", pytrace=False)
     python = playwright_python()
-    outputs, data_dir = tmp_path / "outputs", tmp_path / "labelstudio"
-    outputs.mkdir()
-    server = start_detached(free_port(), data_dir, outputs)
-    try:
-        url, token = server["url"], (data_dir / "bpsrun-token").read_text().strip()
-        env = {"LABEL_STUDIO_API_KEY": token}
-        live = ("labeling=labelstudio", f"labeling.url={url}", "campaign=seen", "labeling.preannotate=true")
-        assert run_bpsrun(*live, "round=1", outputs=outputs, data=shared_data, env=env, check=False).returncode == 3
-        project = next(p for p in api(url, token, "GET", "/api/projects")["results"] if p["title"] == "seen")
-        export = {"exportType": "JSON", "download_all_tasks": "true"}
-        for k, task in enumerate(api(url, token, "GET", f"/api/projects/{project['id']}/export", params=export)):
-            result = [
-                {"from_name": "choice", "to_name": "image", "type": "choices", "value": {"choices": [CLASSES[k % 2]]}}
-            ]
-            api(url, token, "POST", f"/api/tasks/{task['id']}/annotations", json={"result": result})
-        second = run_bpsrun(*live, "round=2", outputs=outputs, data=shared_data, env=env, check=False)
-        assert second.returncode == 3, second.stderr[-3000:]
+    outputs, data_dir = Path(label_studio["document_root"]), Path(label_studio["data_dir"])
+    url, token = label_studio["url"], label_studio["token"]
+    env = {"LABEL_STUDIO_API_KEY": token}
+    live = ("labeling=labelstudio", f"labeling.url={url}", "campaign=seen", "labeling.preannotate=true")
+    assert run_bpsrun(*live, "round=1", outputs=outputs, data=shared_data, env=env, check=False).returncode == 3
+    project = next(p for p in api(url, token, "GET", "/api/projects")["results"] if p["title"] == "seen")
+    export = {"exportType": "JSON", "download_all_tasks": "true"}
+    for k, task in enumerate(api(url, token, "GET", f"/api/projects/{project['id']}/export", params=export)):
+        result = [
+            {"from_name": "choice", "to_name": "image", "type": "choices", "value": {"choices": [CLASSES[k % 2]]}}
+        ]
+        api(url, token, "POST", f"/api/tasks/{task['id']}/annotations", json={"result": result})
+    second = run_bpsrun(*live, "round=2", outputs=outputs, data=shared_data, env=env, check=False)
+    assert second.returncode == 3, second.stderr[-3000:]
 
-        tasks = api(url, token, "GET", f"/api/projects/{project['id']}/export", params=export)
-        task_id = next(t["id"] for t in tasks if t["data"]["round"] == 2)
-        task = api(url, token, "GET", f"/api/tasks/{task_id}")  # the list and export leave predictions out
-        [prediction] = task["predictions"]
-        predicted = prediction["result"][0]["value"]["choices"][0]
-        render = outputs / "seen" / "round_2" / "labelstudio" / "images" / f"{task['data']['file_name']}.png"
+    tasks = api(url, token, "GET", f"/api/projects/{project['id']}/export", params=export)
+    task_id = next(t["id"] for t in tasks if t["data"]["round"] == 2)
+    task = api(url, token, "GET", f"/api/tasks/{task_id}")  # the list and export leave predictions out
+    [prediction] = task["predictions"]
+    predicted = prediction["result"][0]["value"]["choices"][0]
+    render = outputs / "seen" / "round_2" / "labelstudio" / "images" / f"{task['data']['file_name']}.png"
 
-        screenshot = outputs / "labelstudio-task.png"
-        args = {
-            "url": url,
-            "user": "labeler@bpsrun.local",
-            "password": (data_dir / "bpsrun-password").read_text().strip(),
-            "project": project["id"],
-            "task": task_id,
-            "chromium": str(CHROMIUM),
-            "args": CHROMIUM_ARGS,
-            "screenshot": str(screenshot),
-        }
-        proc = subprocess.run(
-            [str(python), "-c", BROWSE, json.dumps(args)], capture_output=True, text=True, timeout=300
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        seen = json.loads(proc.stdout)
-    finally:
-        stop_detached(data_dir)
+    screenshot = outputs / "labelstudio-task.png"
+    args = {
+        "url": url,
+        "user": "labeler@bpsrun.local",
+        "password": (data_dir / "bpsrun-password").read_text().strip(),
+        "project": project["id"],
+        "task": task_id,
+        "chromium": str(CHROMIUM),
+        "args": CHROMIUM_ARGS,
+        "screenshot": str(screenshot),
+    }
+    proc = subprocess.run([str(python), "-c", BROWSE, json.dumps(args)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout)
 
     # the task's image, loaded: the labeling area draws it from the render's bytes (a blob URL)
     loaded = [i for i in seen["images"] if i["src"].startswith("blob:") and i["width"] > 0]

@@ -17,7 +17,7 @@ import requests
 
 from tests.conftest import REPO, bpsrun_command, run_bpsrun, snapshot
 from tests.s3server import BUCKET, ProcessS3Server, bps_like
-from tests.test_labelstudio_server import free_port, start_detached, stop_detached
+from tests.test_labelstudio_server import free_port
 
 pytestmark = pytest.mark.slow  # real servers or the command line in subprocesses
 
@@ -25,15 +25,9 @@ CLASSES = ["track", "no track"]
 
 
 @pytest.fixture(scope="module")
-def studio(tmp_path_factory):
-    """(url, token, document root) of a running Label Studio."""
-    root = tmp_path_factory.mktemp("studio")
-    (root / "outputs").mkdir()
-    record = start_detached(free_port(), root / "data", root / "outputs")
-    try:
-        yield record["url"], (root / "data" / "bpsrun-token").read_text().strip(), root / "outputs"
-    finally:
-        stop_detached(root / "data")
+def studio(label_studio):
+    """(url, token, document root) of the session's Label Studio."""
+    return label_studio["url"], label_studio["token"], Path(label_studio["document_root"])
 
 
 def api(url: str, token: str, method: str, path: str, **kwargs):

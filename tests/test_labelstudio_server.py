@@ -136,15 +136,9 @@ def assert_no_secret_in_cmdlines(pids: set[int], data_dir: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """A detached Label Studio: its pid file's record, the printed lines under `stdout`."""
-    root = tmp_path_factory.mktemp("served")
-    (root / "outputs").mkdir()
-    record = start_detached(free_port(), root / "data", root / "outputs")
-    try:
-        yield record
-    finally:
-        stop_detached(root / "data")
+def served(label_studio):
+    """The session's detached Label Studio: its pid file's record, the printed lines under `stdout`."""
+    return label_studio
 
 
 def test_detached_server_is_its_own_and_prints_the_key_line(served):
