@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from bpsrun.data.datamodule import Stack
 from bpsrun.errors import BpsrunError
 from bpsrun.label.base import LabelContext
 from bpsrun.label.jsonmin import record
@@ -20,14 +21,14 @@ class NearestMean:
         self.image_size, self.num_classes, self.temperature = int(image_size), num_classes, temperature
         self.means: np.ndarray | None = None
 
-    def fit(self, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray] | None, seed: int) -> list:
-        x, y = train[0].reshape(len(train[0]), -1).astype(np.float64), train[1]
+    def fit(self, train: tuple[Stack, np.ndarray], val: tuple[Stack, np.ndarray] | None, seed: int) -> list:
+        x, y = np.asarray(train[0]).reshape(len(train[0]), -1).astype(np.float64), train[1]
         self.means = np.stack([x[y == c].mean(axis=0) if (y == c).any() else x.mean(axis=0) for c in range(2)])
         scores = {} if val is None else {"val/accuracy": self.evaluate(val)["val_accuracy"]}
         return [{"epoch": 0, "step": 0, **scores}]
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        d = ((x.reshape(len(x), 1, -1).astype(np.float64) - self.means[None]) ** 2).mean(axis=2)
+    def predict_proba(self, x: Stack) -> np.ndarray:
+        d = ((np.asarray(x).reshape(len(x), 1, -1).astype(np.float64) - self.means[None]) ** 2).mean(axis=2)
         z = np.exp(-(d - d.min(axis=1, keepdims=True)) / self.temperature)
         return z / z.sum(axis=1, keepdims=True)
 
@@ -41,8 +42,8 @@ class NearestMean:
     def mc_proba(self, x: np.ndarray, passes: int, seed: int) -> np.ndarray:
         raise BpsrunError("NearestMean is deterministic: no Monte-Carlo passes")
 
-    def features(self, x: np.ndarray) -> np.ndarray:
-        return x.reshape(len(x), -1).astype(np.float32)
+    def features(self, x: Stack) -> np.ndarray:
+        return np.asarray(x).reshape(len(x), -1).astype(np.float32)
 
     def save(self, path: Path) -> None:
         with open(path, "wb") as f:

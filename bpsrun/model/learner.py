@@ -33,6 +33,10 @@ Split = tuple[Stack, np.ndarray]  # images (or features) and class indices
 
 
 class Learner(Protocol):
+    """Images arrive as an (N, 1, S, S) array or as rows of the campaign's image cache (PoolStack: the pool, the
+    validation set, the labeled set), read on demand: `x[rows]` or `x.chunks()` read part of them, `np.asarray(x)`
+    all of them. bpsrun's own learners read them a batch at a time (StackRows)."""
+
     image_size: int  # side of the square model input
 
     def fit(self, train: Split, val: Split | None, seed: int) -> list[dict]:
