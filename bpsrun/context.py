@@ -8,7 +8,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from bpsrun.data.pool import Pool, PoolStack
-from bpsrun.data.prepare import image_stack
+from bpsrun.data.prepare import image_cache
 from bpsrun.data.sources import dataset_identity
 from bpsrun.embed.base import EmbedContext, Embedding
 from bpsrun.embed.encoder import Encoder
@@ -52,14 +52,9 @@ class Context:
         learner.load(self.layout.model(r))
         return learner
 
-    def images(self, size: int) -> np.ndarray:
-        """Every manifest row as model input, decoded once per size (memory-mapped)."""
-        return image_stack(self.pool.rows, size, self.layout.image_cache(size))
-
     def rows_of(self, size: int, rows: list[int]) -> PoolStack:
-        """Those manifest rows of the image cache at `size` (decoded first if it is not yet)."""
-        self.images(size)
-        return PoolStack(self.layout.image_cache(size), rows)
+        """Those manifest rows of the image cache at `size`, decoded once per size."""
+        return PoolStack(image_cache(self.pool.rows, size, self.layout.image_cache(size)), rows)
 
     def pool_images(self, size: int) -> PoolStack:
         return self.rows_of(size, self.pool.train)

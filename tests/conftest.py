@@ -24,6 +24,9 @@ TINY = [
     "tracking.log_model=false",  # tests/test_serve.py turns it on: MLflow's model format costs seconds a process
 ]
 
+ROUND_ARTIFACTS = {"selected.txt", "labels.json", "metrics.json", "confusion.png", "picks.png", "config.yaml",
+                   "predictions.zip"}  # a round's MLflow artifacts (the TINY settings log no model)  # fmt: skip
+
 
 def tiny_overrides(overrides: tuple[str, ...], outputs: Path, data: Path | None) -> list[str]:
     """The TINY settings and, unless a dataset is named, 60 synthetic images; then the test's own overrides."""

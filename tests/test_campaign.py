@@ -18,7 +18,7 @@ from bpsrun.errors import BpsrunError
 from bpsrun.layout import Layout
 from bpsrun.lock import campaign_lock
 from bpsrun.tracking.round_log import captions
-from tests.conftest import compose_config, run_bpsrun, run_in_process, snapshot
+from tests.conftest import ROUND_ARTIFACTS, compose_config, run_bpsrun, run_in_process, snapshot
 
 CAMPAIGN = "synthetic-active-s0"
 
@@ -117,15 +117,7 @@ def test_mlflow_parent_and_children(campaign):
             assert len({m.step for m in history}) == len(history), f"{name} logged twice at one step"
         assert {"val_acc", "val_accuracy", "val_balanced_acc"}.isdisjoint(child.data.metrics)
         names = {a.path for a in client.list_artifacts(child.info.run_id)}
-        assert names == {
-            "selected.txt",
-            "labels.json",
-            "metrics.json",
-            "confusion.png",
-            "picks.png",
-            "config.yaml",
-            "predictions.zip",
-        }  # fmt: skip (the TINY settings log no model: tests/test_serve.py)
+        assert names == ROUND_ARTIFACTS
 
 
 def test_rerun_of_finished_rounds_changes_nothing(campaign, shared_data):

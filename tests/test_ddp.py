@@ -19,7 +19,7 @@ from bpsrun.errors import BpsrunError
 from bpsrun.model.gather import merge, predict_all
 from bpsrun.model.trainers import Trainers
 from bpsrun.plugins import build
-from tests.conftest import REPO, compose_config
+from tests.conftest import REPO, TINY, compose_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 SHORT = ["trainer.max_epochs=2", "trainer.min_samples_per_epoch=16", "trainer.eval_batch_size=4"]
@@ -130,8 +130,7 @@ def test_spawning_or_single_process_strategies_pass(overrides, tmp_path):
 
 @pytest.mark.slow
 def test_a_campaign_on_two_processes_predicts_every_pool_image(tmp_path, shared_data):
-    tiny = ["dataset.num_images=60", "selection.n_samples=8", "trainer.max_epochs=2", "trainer.min_samples_per_epoch=16",
-            "model.image_size=48", "tracking.log_model=false"]  # conftest's TINY, less SimCLR's keys  # fmt: skip
+    tiny = ["dataset.num_images=60", *(o for o in TINY if not o.startswith("embedding."))]  # pixels: no SimCLR keys
     command = [sys.executable, "-m", "bpsrun", "round=1", "trainer=ddp", "embedding=pixels", *tiny,
                f"paths.outputs={tmp_path}", f"paths.data={shared_data}"]  # fmt: skip
     proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)

@@ -20,7 +20,7 @@ import boto3
 import pytest
 import requests
 
-from tests.conftest import run_bpsrun
+from tests.conftest import ROUND_ARTIFACTS, run_bpsrun
 from tests.s3server import CREDENTIALS, S3Server
 
 pytestmark = pytest.mark.slow  # real servers and the command line in subprocesses
@@ -28,15 +28,6 @@ pytestmark = pytest.mark.slow  # real servers and the command line in subprocess
 BUCKET = "bpsrun-mlflow"
 ROOT = "mlartifacts"
 REGION = "us-east-1"
-ROUND_ARTIFACTS = {
-    "selected.txt",
-    "labels.json",
-    "metrics.json",
-    "confusion.png",
-    "picks.png",
-    "config.yaml",
-    "predictions.zip",
-}
 
 
 def free_port() -> int:

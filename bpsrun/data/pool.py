@@ -61,6 +61,7 @@ class PoolStack:
     def __init__(self, cache: Path, rows: list[int]):
         self.cache, self.rows = Path(cache), np.asarray(rows, dtype=np.int64)
         self.remap()
+        self.row_bytes = self.mapped[0].nbytes
 
     def remap(self) -> None:
         self.mapped = np.load(self.cache, mmap_mode="r")
@@ -75,7 +76,7 @@ class PoolStack:
 
     def __getitem__(self, index: slice | list[int] | np.ndarray) -> np.ndarray:
         rows = self.rows[index]
-        nbytes = rows.size * self.mapped[0].nbytes
+        nbytes = rows.size * self.row_bytes
         if self.read_bytes + nbytes > REMAP_BYTES:
             self.remap()
         self.read_bytes += nbytes
@@ -88,8 +89,7 @@ class PoolStack:
         return self.cache, self.rows
 
     def __setstate__(self, state: tuple[Path, np.ndarray]) -> None:
-        self.cache, self.rows = state
-        self.remap()
+        self.__init__(*state)
 
     def chunks(self, size: int | None = None) -> Iterator[np.ndarray]:
         size = size or CHUNK

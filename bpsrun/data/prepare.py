@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from bpsrun.data.images import read_image, write_stack
 from bpsrun.data.lightly_meta import write_metadata
 from bpsrun.data.manifest import SplitSpec, read_manifest, read_meta, split, write_manifest
@@ -70,10 +68,10 @@ def check_images(paths: list[Path]) -> None:
         read_image(path)
 
 
-def image_stack(rows: list[dict[str, str]], size: int, cache: Path) -> np.ndarray:
-    """Model inputs for every manifest row, decoded once per campaign and image size (streamed to the cache
-    file), then memory-mapped."""
+def image_cache(rows: list[dict[str, str]], size: int, cache: Path) -> Path:
+    """The cache file of model inputs for every manifest row (.npy), decoded once per campaign and image size
+    (streamed to the file) when it does not exist yet."""
     if not cache.exists():
         with atomic_file(cache) as tmp, open(tmp, "wb") as f:
             write_stack([Path(r["path"]) for r in rows], size, f, desc=f"decoding images at {size}px")
-    return np.load(cache, mmap_mode="r")
+    return cache
