@@ -8,12 +8,10 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import warnings
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from bpsrun.config_path import config_dir
@@ -22,28 +20,12 @@ from bpsrun.errors import AwaitingLabels, BpsrunError
 log = logging.getLogger("bpsrun")
 
 
-def torch_threads(cfg: DictConfig) -> int:
-    """`trainer.threads`, else the CPUs this job was given rather than torch's all cores: the CPUs the process may
-    run on, capped by OMP_NUM_THREADS (Ray sets it to a task's num_cpus) and by the launcher's `cpus_per_task`
-    (SLURM confines a job to it; submitit_local does not)."""
-    if cfg.trainer.get("threads"):
-        return int(cfg.trainer.threads)
-    given = [len(os.sched_getaffinity(0)), os.environ.get("OMP_NUM_THREADS", "")]
-    if HydraConfig.initialized():
-        given.append(HydraConfig.get().launcher.get("cpus_per_task"))
-    return min(int(n) for n in given if str(n).isdigit() and int(n) > 0)
-
-
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
 def campaign(cfg: DictConfig) -> float:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)  # tips and device banners
-    import torch
-
     from bpsrun.campaign import Campaign
 
-    torch.set_num_threads(torch_threads(cfg))
-    log.info("torch threads: %d", torch.get_num_threads())
     try:
         return Campaign(cfg).run()
     except AwaitingLabels as exc:

@@ -35,6 +35,7 @@ from bpsrun.label.validation import keep_validation, truth_records, val_source
 from bpsrun.layout import Layout
 from bpsrun.lock import campaign_lock
 from bpsrun.model.stage import check_trained_on, predict_round, score_round, train_reference, train_round
+from bpsrun.numerics import configure, differences, runtime
 from bpsrun.plugins import build
 from bpsrun.reference import check_truth
 from bpsrun.report.campaign_table import campaign_table
@@ -51,6 +52,7 @@ log = logging.getLogger("bpsrun")
 class Campaign:
     def __init__(self, cfg: DictConfig):
         check_config(cfg)  # every value refused in one line before anything is written
+        configure(cfg)  # threads and CPU kernels, before this process's first torch kernel
         self.cfg = cfg
         self.layout = Layout(Path(cfg.paths.outputs) / cfg.campaign)
         self.ctx = Context(cfg, self.layout)
@@ -92,7 +94,9 @@ class Campaign:
         ctx.pool = Pool(prepare(files, split, layout.manifest, layout.metadata, val_truth))
         if val_truth is not None:  # the truth file labels validation: recorded once, as a labeler's would be
             keep_validation(layout, truth_records(ctx.val_missing(), val_truth))
-        self._tracker = open_tracker(cfg)  # the inputs are sound: the campaign's run is live from here on
+        self.runtime = runtime(cfg.trainer.cpu_kernels)
+        self.note_runtime_change(target)
+        self._tracker = open_tracker(cfg, self.runtime)  # the inputs are sound: the campaign's run is live from here
         if not layout.identity.exists():
             atomic_write_json(layout.identity, identity)
         self.publish("data/", "lightly/.lightly/metadata/")
@@ -138,7 +142,7 @@ class Campaign:
             check_trained_on(ctx, r)
         if picks is not None and tracker.round_logged(r):
             return
-        start_round(ctx, tracker, r)
+        start_round(ctx, tracker, r, self.runtime)
         if picks is None:
             started = time.monotonic()
             picks = select_round(ctx, r, pending[r], backend, embedding)
@@ -156,9 +160,22 @@ class Campaign:
         else:
             with ctx.trainers.logging_to(tracker.round_logger(r)):
                 learner = train_round(ctx, r)
+            atomic_write_json(layout.runtime(r), self.runtime)
         if not (layout.predictions(r) / "tasks.json").exists():
             predict_round(ctx, r, learner)
         log_round(ctx, tracker, r)
+
+    def note_runtime_change(self, target: int) -> None:
+        """One line when this run's numerics differ from those of the campaign's last trained round: the same seed
+        then gives other floats from here on (and, through the models, other picks)."""
+        done = [r for r in range(1, target + 1) if self.layout.runtime(r).exists()]
+        if done:
+            changed = differences(self.layout.read_state(self.layout.runtime(done[-1])), self.runtime)
+            if changed:
+                log.warning(
+                    "round %d was trained with other numerics than this run's (%s): later rounds may differ from "
+                    "an uninterrupted campaign's", done[-1], "; ".join(changed)
+                )  # fmt: skip
 
     def unscored(self, upto: int) -> list[int]:
         """Rounds up to `upto` trained without validation metrics (split.require_val=false)."""

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bpsrun.data.manifest import VAL_LABELS
 from bpsrun.errors import BpsrunError
+from bpsrun.numerics import KERNELS
 
 MAX_ROUND = 1000  # far beyond any labeling budget; a typo like round=100000 must not loop holding the lock
 SEED_MAX = 2**32 - 1  # numpy's and Lightning's seed range
@@ -40,6 +41,7 @@ def check_config(cfg: DictConfig) -> None:
     check_selection(cfg)
     check_dataset(cfg)
     check_int("trainer.max_epochs", get(cfg, "trainer.max_epochs"), 1, None, "e.g. trainer.max_epochs=30")
+    check_cpu_kernels(get(cfg, "trainer.cpu_kernels"))
     check_launcher(cfg)
     check_campaign(get(cfg, "campaign"))
     outputs = get(cfg, "paths.outputs")
@@ -131,6 +133,14 @@ def check_selection(cfg: DictConfig) -> None:
     if p is not None:
         check_fraction(
             "selection.proportion_samples", p, "the share of the pool per round, e.g. 0.05", one_allowed=True
+        )
+
+
+def check_cpu_kernels(value: Any) -> None:
+    if value not in KERNELS:
+        raise BpsrunError(
+            f"trainer.cpu_kernels={value!r}: use one of {', '.join(KERNELS)} (avx2: the same numbers on every x86-64 "
+            f"CPU and thread count; native: the CPU's fastest kernels)"
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from omegaconf import DictConfig
 
 from bpsrun.data.pool import Pool, PoolStack
@@ -39,8 +40,9 @@ class Context:
         self.encoder = Encoder(self.embedding_part, self.trainers)
 
     def learner(self) -> Learner:
-        """A new, untrained learner from `model` (given the encoder if its constructor takes one)."""
-        parts = {"encoder": self.encoder}
+        """A new, untrained learner from `model` (given the encoder and the training pool's images, size ->
+        PoolStack, if its constructor names them)."""
+        parts = {"encoder": self.encoder, "pool": self.pool_images}
         return build(self.cfg.model, "model", parts, num_classes=len(self.classes), trainers=self.trainers)
 
     def embedding_part(self) -> Embedding:
@@ -106,8 +108,10 @@ class Context:
         )
 
     def embedding_key(self) -> dict:
-        """What the pool is: embeddings are cached by it."""
-        return {"dataset": dataset_identity(self.cfg), "pool": self.pool.files(self.pool.train), "seed": self.seed}
+        """What the pool is, and the numerics that decide the embedding's floats: embeddings are cached by it."""
+        numerics = {"threads": torch.get_num_threads(), "cpu_kernels": self.cfg.trainer.cpu_kernels}
+        return {"dataset": dataset_identity(self.cfg), "pool": self.pool.files(self.pool.train), "seed": self.seed,
+                "numerics": numerics}  # fmt: skip
 
     def embed_context(self) -> EmbedContext:
         shared = Path(self.cfg.paths.data) / "embeddings"

@@ -80,6 +80,10 @@ class Layout:
     def classifier_embeddings(self, r: int) -> Path:
         return self.round_dir(r) / "embeddings-classifier.npy"
 
+    def runtime(self, r: int) -> Path:
+        """The numerics round r trained with (threads, kernels, CPU: bpsrun.numerics.runtime)."""
+        return self.round_dir(r) / "runtime.json"
+
     def confusion_png(self, r: int) -> Path:
         return self.round_dir(r) / "confusion.png"
 

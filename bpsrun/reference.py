@@ -17,8 +17,8 @@ from bpsrun.errors import BpsrunError
 from bpsrun.files import stable_hash
 from bpsrun.identity import split_identity
 
-# settings that change speed, not the trained model
-RUNTIME_KEYS = ("accelerator", "devices", "threads", "eval_batch_size")
+# settings that change speed, not the trained model (threads and cpu_kernels change its floats: bpsrun.numerics)
+RUNTIME_KEYS = ("accelerator", "devices", "eval_batch_size")
 
 
 def reference_dir(cfg: DictConfig) -> Path:

@@ -1,5 +1,6 @@
 """Scale-out on real engines: one sweep through Hydra's basic launcher, Ray (a local instance) and submitit_local
-gives the same campaigns, each job's torch threads follow the CPUs its launcher gave it, the sweep report still
+gives byte-identical campaigns with the default thread count, whatever CPUs each launcher gave a job (with
+`trainer.threads=null` they follow those CPUs), the sweep report still
 ends every multirun, and eight campaigns through Ray into one real `mlflow server` lose no run and no metric.
 
 Every process a launcher starts (Ray's gcs_server, raylet and workers, submitit's controllers) inherits a token in
@@ -9,6 +10,7 @@ its environment; after each sweep no process holding it may be left (any that is
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -22,7 +24,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from bpsrun.__main__ import torch_threads
+from bpsrun.numerics import torch_threads
 from tests.conftest import run_bpsrun
 from tests.test_mlflow_server import api, history, pairs, running_mlflow_server, search_runs
 
@@ -95,7 +97,7 @@ def report_rows(sweep: Path) -> dict[str, dict[str, str]]:
 
 def logged_threads(sweep: Path, campaign: str) -> list[str]:
     log = (sweep / campaign / "__main__.log").read_text()
-    return [line.rsplit(" ", 1)[1] for line in log.splitlines() if "torch threads: " in line]
+    return re.findall(r"torch threads: (\d+)", log)
 
 
 def campaign_files(outputs: Path, campaign: str) -> dict[str, object]:
@@ -121,18 +123,16 @@ def test_torch_threads_are_the_cpus_a_job_was_given(monkeypatch):
 
 
 def test_basic_ray_and_submitit_local_give_the_same_campaigns(tmp_path, shared_data):
-    """One CPU per job everywhere, each launcher saying so its own way: the basic launcher through
-    OMP_NUM_THREADS, Ray through a task's num_cpus (it sets OMP_NUM_THREADS), submitit_local through cpus_per_task
-    (which it does not enforce: bpsrun reads it from the launcher's config). Same threads, same floats."""
+    """Each launcher as a user runs it: the basic launcher with both cores, Ray with one CPU a task (it sets
+    OMP_NUM_THREADS=1), submitit_local with two (`cpus_per_task`). The default `trainer.threads` is the same
+    everywhere, so are the floats."""
     results = {}
     with nothing_left_behind() as env:
-        results["basic"] = run_bpsrun(
-            *SWEEP, outputs=tmp_path / "basic", data=shared_data, env={**env, "OMP_NUM_THREADS": "1"}
-        )
+        results["basic"] = run_bpsrun(*SWEEP, outputs=tmp_path / "basic", data=shared_data, env=env)
     with nothing_left_behind() as env, local_ray() as ray:
         results["ray"] = run_bpsrun(*SWEEP, *ray, outputs=tmp_path / "ray", data=shared_data, env=env)
     with nothing_left_behind() as env:
-        submitit = ("hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1")
+        submitit = ("hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=2")
         results["submitit_local"] = run_bpsrun(
             *SWEEP, *submitit, outputs=tmp_path / "submitit", data=shared_data, env=env
         )

@@ -1,6 +1,7 @@
 """Learners: what trains on a round's labels and predicts the pool. `conf/model/<name>.yaml` names one by
 `_target_`; it is built with that file's keys, `num_classes` and `trainers` (bpsrun.model.trainers.Trainers), and
-`encoder` (bpsrun.embed.encoder.Encoder: the embedding's network) if its constructor takes one.
+`encoder` (bpsrun.embed.encoder.Encoder: the embedding's network) and `pool` (size -> the training pool's images) if
+its constructor takes them.
 
 `ImageClassifier` is a LightningModule (`net` + optimiser) trained, validated and run by Lightning Trainers;
 `FineTuned` is one whose net starts from the embedding's network; `LinearProbe` trains a head on its frozen
@@ -35,7 +36,9 @@ Split = tuple[Stack, np.ndarray]  # images (or features) and class indices
 class Learner(Protocol):
     """Images arrive as an (N, 1, S, S) array or as rows of the campaign's image cache (PoolStack: the pool, the
     validation set, the labeled set), read on demand: `x[rows]` or `x.chunks()` read part of them, `np.asarray(x)`
-    all of them. bpsrun's own learners read them a batch at a time (StackRows)."""
+    all of them. bpsrun's own learners read them a batch at a time (StackRows). A learner whose constructor names
+    `pool` also gets the training pool's images (size -> PoolStack, never the validation set) to learn from
+    unlabeled ones (model=semi)."""
 
     image_size: int  # side of the square model input
 

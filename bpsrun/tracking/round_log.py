@@ -25,19 +25,21 @@ def resolved(cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
-def open_tracker(cfg: DictConfig) -> Tracker:
-    """The campaign's parent run in `tracking.uri` (one experiment per dataset), its params the whole config."""
+def open_tracker(cfg: DictConfig, numerics: dict[str, Any]) -> Tracker:
+    """The campaign's parent run in `tracking.uri` (one experiment per dataset), its params the whole config and
+    the process's numerics (`runtime.*`: threads, kernels, CPU, BLAS)."""
     tags = {"campaign": cfg.campaign, "selection": cfg.selection.name, "seed": str(cfg.seed),
             "dataset": cfg.dataset.name, "model": cfg.model.name}  # fmt: skip
     artifacts = Path(cfg.paths.outputs) / "mlartifacts"
     tracker = Tracker(cfg.tracking.uri, f"bpsrun-{cfg.dataset.name}", cfg.campaign, tags, artifacts)
     params = {k: v for k, v in resolved(cfg).items() if k != "round"}  # the target round changes from run to run
+    params["runtime"] = numerics
     tracker.open(params)
     return tracker
 
 
-def start_round(ctx: Context, tracker: Tracker, r: int) -> None:
-    tracker.start_round(r, {**resolved(ctx.cfg), "round": r})  # the round this run is, not the target
+def start_round(ctx: Context, tracker: Tracker, r: int, numerics: dict[str, Any]) -> None:
+    tracker.start_round(r, {**resolved(ctx.cfg), "round": r, "runtime": numerics})  # the round this run is
 
 
 def without_secrets(data: Any) -> Any:
