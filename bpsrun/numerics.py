@@ -1,10 +1,12 @@
-"""What decides a campaign's floats on the CPU besides its seed: the instruction set torch's kernels are built for,
-and the machine they run on. Recorded with every round so that a difference can be traced, and pinned by
-`trainer.cpu_kernels` so that the same seed gives the same numbers on any x86-64 CPU and any thread count.
+"""What decides a campaign's floats on the CPU besides its seed: the torch thread count and the instruction set
+torch's kernels are built for. `trainer.threads` (1 by default, on every launcher) and `trainer.cpu_kernels` (AVX2
+code paths by default) fix both, and every round records them with the machine it ran on (runtime.json, MLflow
+`runtime.*` params), so that a difference can be traced.
 
-Measured (benchmarks/RESULTS.md, "Same seed, any machine"): with the CPU's own kernels (AVX-512 here) the CNN's
-and SimCLR's training changes with the torch thread count, and oneDNN's convolutions and ATen's softmax change with
-the instruction set. Built for AVX2, the same trainings give the same bits at 1 and 2 threads.
+Measured (benchmarks/RESULTS.md, "Same seed, any machine"): oneDNN's convolutions and ATen's softmax change with
+the instruction set, and with AVX-512 kernels convolutions change with the thread count too. With AVX2 kernels
+single steps keep their bits at 1 and 2 threads, but a whole SimCLR training does not (MKL's products are only
+reproducible at a fixed thread count), so only a fixed thread count gives the same campaign.
 """
 
 from __future__ import annotations
