@@ -3,18 +3,24 @@
 Views are made on 16-bit-normalised tensors, a batch at a time (lightly's PIL transforms would clip 16-bit data):
 random resized crops, flips, 90-degree rotations, Gaussian blur, intensity gain and Gaussian noise, each set by
 the config's `augment` keys (`Views`). No labels are used. The trained backbone is kept with the embedding, for
-learners that build on it (bpsrun.embed.encoder).
+learners that build on it (bpsrun.embed.encoder). With `checkpoint` set, nothing is trained: the backbone is one
+`bpsrun pretrain` trained once on an image archive (bpsrun.embed.pretrain), checked against the config first.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import math
+import os
+import pickle
 import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -29,12 +35,16 @@ from bpsrun.data.datamodule import StackRows
 from bpsrun.data.pool import PoolStack
 from bpsrun.embed.base import EmbedContext
 from bpsrun.embed.encoder import Features
+from bpsrun.errors import BpsrunError
 from bpsrun.faults import checkpoint
 from bpsrun.files import atomic_file, stable_hash
 from bpsrun.lock import shared_lock
 from bpsrun.model.gather import predict_all
 from bpsrun.model.networks import SmallConvNet
 from bpsrun.model.trainers import Trainers
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 log = logging.getLogger("bpsrun")
 
@@ -136,15 +146,37 @@ class SimCLRSettings:
     lr: float
     views: Views
 
+    @classmethod
+    def of(
+        cls,
+        epochs: int,
+        batch_size: int,
+        width: int,
+        dim: int,
+        temperature: float,
+        lr: float,
+        augment: Mapping[str, Any],
+        **_: Any,  # the embedding config's other keys (image_size, checkpoint, ...)
+    ) -> SimCLRSettings:
+        return cls(int(epochs), int(batch_size), int(width), int(dim), temperature, lr, Views.of(augment))
 
-def train_simclr(images: np.ndarray | PoolStack, trainers: Trainers, settings: SimCLRSettings, seed: int) -> SimCLR:
-    """SimCLR trained on `images` (N, 1, S, S), read a batch at a time."""
+
+def train_simclr(
+    images: np.ndarray | PoolStack,
+    trainers: Trainers,
+    settings: SimCLRSettings,
+    seed: int,
+    resume: Path | None = None,
+    **trainer: Any,
+) -> SimCLR:
+    """SimCLR trained on `images` (N, 1, S, S), read a batch at a time; resumed from the Lightning checkpoint
+    `resume`, if given. `trainer`: Trainer options over the `trainer` config's (callbacks, checkpointing)."""
     pl.seed_everything(seed, workers=True, verbose=False)
     s = settings
     model = SimCLR(s.width, s.dim, s.temperature, s.lr, s.views)
     n = len(images)
     loader = DataLoader(StackRows(images), batch_size=min(s.batch_size, n), shuffle=True, drop_last=n > s.batch_size)
-    trainers.trainer(max_epochs=s.epochs).fit(model, loader)
+    trainers.trainer(max_epochs=s.epochs, **trainer).fit(model, loader, ckpt_path=resume)
     return model
 
 
@@ -153,12 +185,97 @@ def features(net: nn.Module, images: np.ndarray | PoolStack, trainers: Trainers)
     return predict_all(trainers.trainer(), Features(net), loader).numpy().astype(np.float32)
 
 
+FORMAT = "bpsrun-ssl-backbone/1"  # the pretrained backbone file `bpsrun pretrain` writes
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """A backbone file from `bpsrun pretrain`, read and checked against the embedding config."""
+
+    source: str  # the path as configured
+    digest: str  # of the file's bytes: the shared cache is keyed by what the file holds, not where it lies
+    state_dict: dict[str, torch.Tensor]
+    epochs: int
+    images: int
+
+
+def tracking_store(tracking_uri: str | None) -> str:
+    """embedding.tracking_uri, else $MLFLOW_TRACKING_URI, else the campaign's default store (as bpsrun predict)."""
+    from bpsrun.serve.predict import DEFAULT_TRACKING_URI
+
+    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+
+
+def model_version(client: MlflowClient, uri: str) -> tuple[str, str]:
+    """The name and version models:/NAME/VERSION or models:/NAME@ALIAS names (`latest`, either way: the newest)."""
+    name, at, alias = uri.removeprefix("models:/").partition("@")
+    version = None
+    if not at:
+        name, _, version = name.rpartition("/")
+    if "latest" in (version, alias):
+        return name, str(max(int(v.version) for v in client.search_model_versions(f"name = '{name}'")))
+    return name, version or client.get_model_version_by_alias(name, alias).version
+
+
+def registered_bytes(uri: str, tracking_uri: str | None) -> bytes:
+    """The one file of the registered model version `uri` (models:/NAME/VERSION or models:/NAME@ALIAS)."""
+    from mlflow import MlflowClient  # here: only a models:/ checkpoint needs MLflow
+    from mlflow.exceptions import MlflowException
+
+    from bpsrun.checks import redacted
+
+    where = tracking_store(tracking_uri)
+    client = MlflowClient(tracking_uri=where, registry_uri=where)  # MLflow's own models:/ download: the global store
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            source = client.get_model_version(*model_version(client, uri)).source  # runs:/RUN/PATH, as pretrain logs
+            run_id, _, path = source.removeprefix("runs:/").partition("/")
+            folder = Path(client.download_artifacts(run_id, path, tmp))
+        except (MlflowException, OSError, ValueError) as exc:  # ValueError: no versions at all (max of nothing)
+            reason = str(getattr(exc, "message", exc)).splitlines()[0]
+            raise BpsrunError(
+                f"embedding.checkpoint={uri}: no such model in {redacted(where)} ({reason}); check the name and "
+                f"version, or set embedding.tracking_uri to the store `bpsrun pretrain register=...` logged it to"
+            ) from None
+        files = [f for f in folder.rglob("*") if f.is_file()] if folder.is_dir() else [folder]
+        if len(files) != 1:
+            raise BpsrunError(f"embedding.checkpoint={uri}: not a model `bpsrun pretrain register=...` logged")
+        return files[0].read_bytes()
+
+
+def read_pretrained(source: str, image_size: int, width: int, tracking_uri: str | None = None) -> Pretrained:
+    """The checkpoint at `source` (a path or a models:/ URI); one BpsrunError line if it is missing, unreadable or
+    pretrained for other inputs."""
+    fix = "pass embedding.checkpoint a file `bpsrun pretrain` wrote, or null to train SimCLR on the pool"
+    try:
+        remote = source.startswith("models:/")
+        data = registered_bytes(source, tracking_uri) if remote else Path(source).expanduser().read_bytes()
+        saved = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise BpsrunError(f"embedding.checkpoint={source}: no such file; {fix}") from None
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BpsrunError(f"embedding.checkpoint={source}: not readable ({reason}); {fix}") from None
+    if not isinstance(saved, dict) or saved.get("format") != FORMAT:
+        raise BpsrunError(f"embedding.checkpoint={source}: not a {FORMAT} file; {fix}")
+    wanted = {"image_size": image_size, "width": width, "in_channels": 1}
+    wrong = [f"{k} {saved.get(k)} but embedding.{k}={v}" for k, v in wanted.items() if saved.get(k) != v]
+    if wrong:  # in_channels: bpsrun's images are single-channel, so that one can only be fixed by pretraining again
+        raise BpsrunError(
+            f"embedding.checkpoint={source}: pretrained with {'; '.join(wrong)}; set embedding.image_size and "
+            f"embedding.width to the checkpoint's, or pretrain again with yours"
+        )
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    return Pretrained(source, digest, saved["state_dict"], int(saved["epochs"]), int(saved["images"]))
+
+
 class SimCLREmbedding:
     """embedding=simclr: computed once per pool, seed and settings, shared by campaigns.
 
     The embedding uses no labels, so campaigns that differ only in strategy or learner share it: the first computes
     it and its backbone into `paths.data/embeddings/` (under a lock, for parallel sweep jobs) and each campaign
-    keeps its own copy (embeddings/simclr.npy and simclr.pt).
+    keeps its own copy (embeddings/simclr.npy and simclr.pt). A `checkpoint` (bpsrun pretrain's file) replaces the
+    training: it is read and checked when the part is built, before the campaign writes anything.
     """
 
     def __init__(
@@ -172,16 +289,33 @@ class SimCLREmbedding:
         temperature: float,
         lr: float,
         augment: Mapping[str, Any],
+        checkpoint: str | None = None,
+        tracking_uri: str | None = None,
     ):
         self.context, self.image_size = context, int(image_size)
-        self.settings = SimCLRSettings(
-            int(epochs), int(batch_size), int(width), int(dim), temperature, lr, Views.of(augment)
-        )
+        self.settings = SimCLRSettings.of(epochs, batch_size, width, dim, temperature, lr, augment)
+        size, width = self.image_size, self.settings.width
+        self.pretrained = read_pretrained(str(checkpoint), size, width, tracking_uri) if checkpoint else None
 
     def shared(self) -> Path:
-        """The shared cache entry (.npy features, .pt backbone) of this pool, seed and settings."""
-        key = {**self.context.cache_key(), "embedding": {"image_size": self.image_size, **asdict(self.settings)}}
+        """The shared cache entry (.npy features, .pt backbone) of this pool, seed and settings (or checkpoint)."""
+        made = asdict(self.settings) if self.pretrained is None else {"checkpoint": self.pretrained.digest}
+        key = {**self.context.cache_key(), "embedding": {"image_size": self.image_size, **made}}
         return self.context.shared_dir / f"simclr-{stable_hash(key)}"
+
+    def network(self, stack: PoolStack) -> nn.Module:
+        """The backbone the pool's features come from: the checkpoint's, else SimCLR trained on the pool."""
+        ctx, p = self.context, self.pretrained
+        if p is None:
+            log.info("embedding %d pool images with SimCLR (once per pool and seed)", len(stack))
+            return train_simclr(stack, ctx.trainers, self.settings, ctx.seed).backbone
+        log.info(
+            "embedding %d pool images with the pretrained backbone %s (%d images, %d epochs; no SimCLR training)",
+            len(stack), p.source, p.images, p.epochs,
+        )  # fmt: skip
+        net = simclr_backbone(self.settings.width)
+        net.load_state_dict(p.state_dict)
+        return net
 
     def fetch(self) -> None:
         """The campaign's copies of the embedding and its backbone, computed into the shared cache the first time."""
@@ -193,12 +327,11 @@ class SimCLREmbedding:
         with shared_lock(stem.with_suffix(".lock")):
             if not (npy.exists() and pt.exists()):
                 stack = ctx.pool_images(self.image_size)
-                log.info("embedding %d pool images with SimCLR (once per pool and seed)", len(stack))
-                model = train_simclr(stack, ctx.trainers, self.settings, ctx.seed)
+                net = self.network(stack)
                 with atomic_file(pt) as tmp:
-                    torch.save(model.backbone.state_dict(), tmp)
+                    torch.save(net.state_dict(), tmp)
                 with atomic_file(npy) as tmp, open(tmp, "wb") as f:
-                    np.save(f, features(model.backbone, stack, ctx.trainers))
+                    np.save(f, features(net, stack, ctx.trainers))
         for source, target in ((npy, layout.ssl_embeddings), (pt, layout.ssl_backbone)):
             if not target.exists():  # a campaign older than the backbone keeps its embedding and gains the .pt
                 with atomic_file(target) as tmp:
