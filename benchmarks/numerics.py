@@ -97,7 +97,10 @@ def files_digest(campaign: Path) -> str:
 
 
 def campaign_rows(outputs: Path) -> list[str]:
-    rows = ["| command | threads | cpu_kernels | wall | val accuracy by round | files digest |", "|---|---|---|---|---|---|"]
+    rows = [
+        "| command | threads | cpu_kernels | wall | val accuracy by round | files digest |",
+        "|---|---|---|---|---|---|",
+    ]
     commands = {
         "main command (`bpsrun round=2`, cold)": (["round=2"], SETTINGS, "synthetic-active-s0"),
         "compare_strategies campaign (`active`, seed 0, 3 rounds + full supervision, cold)": (
@@ -111,8 +114,15 @@ def campaign_rows(outputs: Path) -> list[str]:
             out = outputs / f"{campaign}-t{threads}-{kernels}"
             shutil.rmtree(out, ignore_errors=True)
             m: Measured = run_measured(
-                [sys.executable, "-m", "bpsrun", *args, f"trainer.threads={threads}",
-                 f"trainer.cpu_kernels={kernels}", f"paths.outputs={out}"]  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "bpsrun",
+                    *args,
+                    f"trainer.threads={threads}",
+                    f"trainer.cpu_kernels={kernels}",
+                    f"paths.outputs={out}",
+                ]  # fmt: skip
             )
             digest = files_digest(out / campaign)
             rows.append(f"| {name} | {threads} | {kernels} | {m.wall_s:.0f} s | {accuracies(m)} | `{digest}` |")
