@@ -40,6 +40,11 @@ class Layout:
         return self.root / "embeddings" / "simclr.pt"
 
     @property
+    def ssl_key(self) -> Path:
+        """The digest of the settings (pool, seed, SimCLR's settings or checkpoint) the campaign's copies stand for."""
+        return self.root / "embeddings" / "simclr.key"
+
+    @property
     def validation_labels(self) -> Path:
         """The validation sample's labels (JSON-MIN), apart from every round's training labels."""
         return self.root / "validation" / "labels.json"

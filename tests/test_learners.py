@@ -189,6 +189,27 @@ def test_simclr_keeps_its_backbone_computed_once_per_pool(tmp_path, monkeypatch)
     assert not any(p.requires_grad for p in encoder.module().parameters())
 
 
+def test_a_campaigns_embedding_follows_its_settings_but_not_its_numerics(tmp_path, caplog):
+    """Its copy is replaced (with a warning) when SimCLR's settings change; another thread count keeps it."""
+    images = toy_problem(16, 5)[0]
+
+    def embedded(*overrides: str, numerics: str = "1") -> np.ndarray:
+        cfg = config("embedding.width=4", "embedding.batch_size=8", *overrides)
+        context = embed_context(tmp_path, "a", images, Trainers(cfg.trainer))
+        context.cache_key = lambda: {"pool": "toy", "numerics": numerics}
+        return build(cfg.embedding, "embedding", context=context).embed(1)
+
+    first = embedded("embedding.epochs=1")
+    key = (tmp_path / "a" / "embeddings" / "simclr.key").read_text()
+    assert np.array_equal(embedded("embedding.epochs=1", numerics="2"), first)  # kept, not recomputed
+    assert not [r for r in caplog.records if "settings changed" in r.message]
+    second = embedded("embedding.epochs=2")
+    assert not np.array_equal(second, first)
+    assert (tmp_path / "a" / "embeddings" / "simclr.key").read_text() != key
+    (warning,) = [r.message for r in caplog.records if "settings changed" in r.message]
+    assert "rounds from here on select on the new embedding" in warning
+
+
 def test_an_embedding_without_a_network_is_named():
     encoder = Encoder(lambda: object(), Trainers(config().trainer))
     with pytest.raises(BpsrunError, match="object has none; use an embedding with one"):

@@ -297,11 +297,19 @@ class SimCLREmbedding:
         size, width = self.image_size, self.settings.width
         self.pretrained = read_pretrained(str(checkpoint), size, width, tracking_uri) if checkpoint else None
 
-    def shared(self) -> Path:
-        """The shared cache entry (.npy features, .pt backbone) of this pool, seed and settings (or checkpoint)."""
+    def key(self) -> dict[str, Any]:
+        """What the embedding is: the pool, seed and settings (or checkpoint), and the numerics that made it."""
         made = asdict(self.settings) if self.pretrained is None else {"checkpoint": self.pretrained.digest}
-        key = {**self.context.cache_key(), "embedding": {"image_size": self.image_size, **made}}
-        return self.context.shared_dir / f"simclr-{stable_hash(key)}"
+        return {**self.context.cache_key(), "embedding": {"image_size": self.image_size, **made}}
+
+    def shared(self) -> Path:
+        """The shared cache entry (.npy features, .pt backbone) of this key."""
+        return self.context.shared_dir / f"simclr-{stable_hash(self.key())}"
+
+    def settings_digest(self) -> str:
+        """What the campaign's copies stand for: the key less its numerics (a campaign resumed with another thread
+        count keeps its embedding: bpsrun.numerics warns about the floats)."""
+        return stable_hash({k: v for k, v in self.key().items() if k != "numerics"})
 
     def network(self, stack: PoolStack) -> nn.Module:
         """The backbone the pool's features come from: the checkpoint's, else SimCLR trained on the pool."""
@@ -318,10 +326,19 @@ class SimCLREmbedding:
         return net
 
     def fetch(self) -> None:
-        """The campaign's copies of the embedding and its backbone, computed into the shared cache the first time."""
+        """The campaign's copies of the embedding and its backbone, computed into the shared cache the first time,
+        and replaced (with a warning) when the embedding's settings or checkpoint changed since they were made."""
         ctx, layout = self.context, self.context.layout
-        if layout.ssl_embeddings.exists() and layout.ssl_backbone.exists():
+        digest = self.settings_digest()
+        kept = layout.ssl_key.read_text() if layout.ssl_key.exists() else None  # None: a campaign older than keys
+        changed = kept not in (None, digest)
+        if layout.ssl_embeddings.exists() and layout.ssl_backbone.exists() and not changed:
             return
+        if changed:
+            log.warning(
+                "the embedding's settings changed since this campaign computed it (%s, now %s): rounds from here "
+                "on select on the new embedding", kept[:12], digest[:12]
+            )  # fmt: skip
         stem = self.shared()
         npy, pt = stem.with_suffix(".npy"), stem.with_suffix(".pt")
         with shared_lock(stem.with_suffix(".lock")):
@@ -333,9 +350,11 @@ class SimCLREmbedding:
                 with atomic_file(npy) as tmp, open(tmp, "wb") as f:
                     np.save(f, features(net, stack, ctx.trainers))
         for source, target in ((npy, layout.ssl_embeddings), (pt, layout.ssl_backbone)):
-            if not target.exists():  # a campaign older than the backbone keeps its embedding and gains the .pt
+            if changed or not target.exists():  # a campaign older than the backbone keeps its embedding
                 with atomic_file(target) as tmp:
                     shutil.copyfile(source, tmp)
+        with atomic_file(layout.ssl_key) as tmp:
+            tmp.write_text(digest)
 
     def embed(self, round_: int) -> np.ndarray:
         self.fetch()
