@@ -19,7 +19,15 @@ from bpsrun.reference import reference_dir
 from bpsrun.report.__main__ import main as report_main
 from bpsrun.report.arms import arm_names, baselines
 from bpsrun.report.build import build_report
-from bpsrun.report.curves import Curve, aulc, campaign_metrics, labels_to_reach, summarize, targets
+from bpsrun.report.curves import (
+    Curve,
+    aulc,
+    campaign_metrics,
+    labels_to_reach,
+    labels_to_reach_between,
+    summarize,
+    targets,
+)
 from bpsrun.report.jobs import job_choices
 from bpsrun.report.mlflow_sweep import metric_arm
 from tests.conftest import REPO, compose_config, run_bpsrun, tiny_overrides
@@ -37,6 +45,17 @@ def test_labels_to_reach_is_the_first_budget_at_or_above_the_target():
     assert labels_to_reach(N, acc, 0.7) == 20
     assert labels_to_reach(N, acc, 0.5) == 10
     assert math.isnan(labels_to_reach(N, acc, 0.95))
+
+
+def test_labels_to_reach_between_rounds_is_linear_between_the_rounds_around_the_target():
+    acc = np.array([0.5, 0.7, 0.9])
+    assert labels_to_reach_between(N, acc, 0.6) == pytest.approx(15)  # halfway from 10 (0.5) to 20 (0.7)
+    assert labels_to_reach_between(N, acc, 0.85) == pytest.approx(35)  # three quarters from 20 to 40
+    assert labels_to_reach_between(N, acc, 0.7) == 20  # reached exactly at a round
+    assert labels_to_reach_between(N, acc, 0.4) == 10  # the first round already reaches it
+    assert math.isnan(labels_to_reach_between(N, acc, 0.95))
+    # a dip does not count: the first crossing is the one between rounds 2 and 3
+    assert labels_to_reach_between(N, np.array([0.5, 0.4, 0.9]), 0.65) == pytest.approx(30)
 
 
 def test_summary_pairs_each_arm_with_its_baseline_by_seed():
@@ -63,6 +82,10 @@ def test_summary_pairs_each_arm_with_its_baseline_by_seed():
     # 95 % of full: seed 0 needs 0.95 (never), seed 1 needs 0.855 (reached at 40 labels); random never: no ratio
     assert active.reached == 1 and active.labels_to_target == (40.0, 0.0)
     assert math.isnan(vs.labels_ratio) and vs.ratio_seeds == 0
+    # random's final accuracy (0.9 at 40, 0.8 at 40): active reaches it at 40 labels on seed 0 (0.8 -> 0.9 between
+    # 20 and 40) and at 20 on seed 1 (exactly at round 2): 30 ± 14.1 labels, shares 1.0 and 0.5 -> sqrt(0.5)
+    assert vs.to_final == pytest.approx((30.0, math.sqrt(200))) and vs.to_final_seeds == 2
+    assert vs.to_final_ratio == pytest.approx(math.sqrt(0.5))
     assert campaign_metrics(curves[3])["labels_to_95pct_full"] == 40
     assert campaign_metrics(curves[3])["fraction_of_full"] == pytest.approx(1.0 / 0.9)
 

@@ -65,10 +65,14 @@ def shared_baseline(rows: list[ArmSummary]) -> str:
 
 
 def paired_cells(vs: Paired | None, with_baseline: bool) -> list[str]:
+    """The baseline (when arms differ in theirs), AULC difference, seeds won; labels to 95 % / the baseline's; labels
+    to the baseline's final accuracy and their share of its budget."""
     if vs is None:
-        return ["-"] * (4 if with_baseline else 3)
+        return ["-"] * (6 if with_baseline else 5)
     ratio = "-" if math.isnan(vs.labels_ratio) else f"{vs.labels_ratio:.2f} ({vs.ratio_seeds})"
-    cells = [fmt_ci(vs.aulc[0], vs.ci), f"{round(vs.beats * vs.seeds)}/{vs.seeds}", ratio]
+    to_final = f"{fmt(vs.to_final, 0)} ({vs.to_final_seeds}/{vs.seeds})"
+    share = "-" if math.isnan(vs.to_final_ratio) else f"{vs.to_final_ratio:.2f}"
+    cells = [fmt_ci(vs.aulc[0], vs.ci), f"{round(vs.beats * vs.seeds)}/{vs.seeds}", ratio, to_final, share]
     return [vs.baseline, *cells] if with_baseline else cells
 
 
@@ -77,12 +81,15 @@ def table_text(rows: list[ArmSummary], vs: str) -> str:
     with_baseline = vs == "vs"
     head = ["arm", "seeds", *[f"acc@{b}" for b in budgets], "full sup.", "AULC", *(["vs"] if with_baseline else [])]
     head += [f"AULC - {vs} [95 % CI]", f"beats {vs}", "labels to 95 %", f"labels / {vs}"]
+    head += [f"labels to {vs}'s final", f"/ {vs}'s budget"]
     lines = [head]
     for row in rows:
         accs = [fmt(row.accuracy[b]) if b in row.accuracy else "-" for b in budgets]
         to_95 = f"{fmt(row.labels_to_target, 0)} ({row.reached}/{len(row.seeds)})"
-        *paired, ratio = paired_cells(row.vs, with_baseline)
-        lines.append([row.arm, str(len(row.seeds)), *accs, fmt(row.full), fmt(row.aulc), *paired, to_95, ratio])
+        *paired, ratio, to_final, share = paired_cells(row.vs, with_baseline)
+        lines.append(
+            [row.arm, str(len(row.seeds)), *accs, fmt(row.full), fmt(row.aulc), *paired, to_95, ratio, to_final, share]
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
 
@@ -98,6 +105,9 @@ def legend_text(target: float, vs: str) -> str:
             f"AULC - {vs}: the arm minus {which} on the same seed (same validation set); [95 % CI]: percentile "
             f"bootstrap of the mean over seeds ({RESAMPLES:,} resamples); beats: seeds with a higher AULC; "
             f"labels / {vs}: geometric mean of the per-seed ratio where both reached 95 %",
+            f"labels to {vs}'s final: labels the arm needs to reach {which}'s accuracy at its largest budget on the "
+            f"same seed, interpolated between rounds, mean ± sd over the seeds where it does (how many); / {vs}'s "
+            "budget: their share of that budget (geometric mean; 0.50 = half the labels)",
         ]
     )
 
@@ -132,6 +142,8 @@ def summary_csv(rows: list[ArmSummary]) -> str:
     vs_cols = ["baseline", "paired_seeds", "aulc_vs_baseline_mean", "aulc_vs_baseline_sd"]
     vs_cols += ["aulc_vs_baseline_ci_low", "aulc_vs_baseline_ci_high", "beats_baseline_share"]
     vs_cols += ["labels_ratio_vs_baseline", "labels_ratio_seeds"]
+    vs_cols += ["labels_to_baseline_final_mean", "labels_to_baseline_final_sd", "labels_to_baseline_final_seeds"]
+    vs_cols += ["labels_to_baseline_final_share"]
     writer.writerow(
         ["arm", "strategy", "seeds", *acc_cols, "aulc_mean", "aulc_sd", *vs_cols]
         + ["labels_to_95_mean", "labels_to_95_sd", "reached_95", "full_supervision_mean", "full_supervision_sd"]
@@ -142,8 +154,9 @@ def summary_csv(rows: list[ArmSummary]) -> str:
         vs = row.vs
         paired = (
             [vs.baseline, vs.seeds, *vs.aulc, *vs.ci, vs.beats, vs.labels_ratio, vs.ratio_seeds]
+            + [*vs.to_final, vs.to_final_seeds, vs.to_final_ratio]
             if vs
-            else ["", 0, *[math.nan] * 6, 0]
+            else ["", 0, *[math.nan] * 6, 0, math.nan, math.nan, 0, math.nan]
         )
         writer.writerow(
             [row.arm, row.strategy, len(row.seeds), *accs, *row.aulc, *paired]

@@ -39,6 +39,19 @@ def labels_to_reach(n_labeled: np.ndarray, accuracy: np.ndarray, target: float) 
     return float(n_labeled[hit[0]]) if len(hit) else math.nan
 
 
+def labels_to_reach_between(n_labeled: np.ndarray, accuracy: np.ndarray, target: float) -> float:
+    """The budget at which the curve first reaches `target`, linear between the rounds around it (the first
+    round's budget if that round already does); NaN if it never does."""
+    hit = np.flatnonzero(accuracy >= target)
+    if not len(hit):
+        return math.nan
+    i = hit[0]
+    if i == 0:
+        return float(n_labeled[0])
+    n0, n1, a0, a1 = n_labeled[i - 1], n_labeled[i], accuracy[i - 1], accuracy[i]
+    return float(n0 + (target - a0) / (a1 - a0) * (n1 - n0))
+
+
 def accuracy_at(curve: Curve, budget: int) -> float:
     hit = np.flatnonzero(curve.n_labeled == budget)
     return float(curve.accuracy[hit[0]]) if len(hit) else math.nan
@@ -77,6 +90,12 @@ class Paired:
     labels_ratio: float  # geometric mean of arm / baseline labels to the target, where both reached it
     ratio_seeds: int
     curve: dict[int, tuple[float, float, float]]  # budget -> mean accuracy difference and its interval
+    # labels the arm needs to reach the baseline's accuracy at the baseline's largest budget (same seed),
+    # interpolated between rounds: (mean, sd) over the seeds where it does, their share of that budget (geometric
+    # mean), and how many seeds did
+    to_final: tuple[float, float]
+    to_final_ratio: float
+    to_final_seeds: int
 
 
 @dataclass
@@ -126,10 +145,18 @@ def difference_curve(arm: ArmSeeds, base: ArmSeeds, seeds: list[int]) -> dict[in
     return out
 
 
+def labels_to_final(arm: Curve, base: Curve) -> tuple[float, float]:
+    """Labels the arm needs to reach the baseline's final accuracy, and that as a share of the baseline's budget."""
+    labels = labels_to_reach_between(arm.n_labeled, arm.accuracy, float(base.accuracy[-1]))
+    return labels, labels / float(base.n_labeled[-1])
+
+
 def pair(arm: ArmSeeds, base: ArmSeeds, name: str) -> Paired:
     seeds = common_seeds(arm.aulc, base.aulc)
     diffs = [arm.aulc[s] - base.aulc[s] for s in seeds]
     ratios = [arm.labels[s] / base.labels[s] for s in common_seeds(arm.labels, base.labels)]
+    to_final = [labels_to_final(arm.curves[s], base.curves[s]) for s in seeds]
+    reached = [(n, r) for n, r in to_final if not math.isnan(n)]
     return Paired(
         baseline=name,
         seeds=len(seeds),
@@ -139,6 +166,9 @@ def pair(arm: ArmSeeds, base: ArmSeeds, name: str) -> Paired:
         labels_ratio=geometric_mean(ratios),
         ratio_seeds=len(ratios),
         curve=difference_curve(arm, base, seeds),
+        to_final=mean_sd([n for n, _ in reached]),
+        to_final_ratio=geometric_mean([r for _, r in reached]),
+        to_final_seeds=len(reached),
     )
 
 
