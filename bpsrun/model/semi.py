@@ -1,0 +1,174 @@
+"""model=semi: FixMatch (Sohn et al. 2020) on the embedding's network. Each step trains on a labeled batch and on
+`mu` times as many unlabeled images of the training pool: where the model is confident about an image's weak view
+(flips and 90-degree rotations), that prediction is the target for a strong view of the same image (SimCLR's
+crops, turns, blur, gain and noise, bpsrun.embed.simclr, then cutout). Validation images are never among them:
+the context's `pool` gives the training pool only, and the round's labeled rows are taken out of it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.utilities import CombinedLoader
+from torch import nn
+from torch.utils.data import DataLoader
+
+from bpsrun.data.datamodule import Stack, StackDataModule, loader
+from bpsrun.data.pool import PoolStack
+from bpsrun.embed.encoder import Encoder
+from bpsrun.embed.simclr import Views, augment
+from bpsrun.faults import checkpoint
+from bpsrun.model.learner import FineTuned, Split
+from bpsrun.model.module import NucleusClassifier
+from bpsrun.model.schedules import Schedule
+from bpsrun.model.trainers import Trainers
+
+log = logging.getLogger("bpsrun")
+
+
+def cutout(x: torch.Tensor, share: float) -> torch.Tensor:
+    """Each image with a square of side `share` of its side, centred anywhere (it may overhang the border), set to
+    0, the nucleoplasm's level: the strong view must not hinge on any one spot of the nucleus."""
+    n, _, height, width = x.shape
+    half = share * min(height, width) / 2
+    cy, cx = torch.rand(n, 1) * height, torch.rand(n, 1) * width
+    rows = ((torch.arange(height) + 0.5) - cy).abs() < half  # (n, height)
+    cols = ((torch.arange(width) + 0.5) - cx).abs() < half  # (n, width)
+    return x.masked_fill((rows[:, :, None] & cols[:, None, :])[:, None].to(x.device), 0.0)
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """What the unlabeled images add to the loss: weight * mean over them of mask * CE(strong view, pseudo-label)."""
+
+    threshold: float  # a pseudo-label counts where the weak view's top probability reaches it
+    weight: float  # lambda_u, against the labeled cross-entropy's 1
+    views: Views  # the strong view's crops, turns, blur, gain and noise
+    cutout: float  # the erased square's side, a share of the image's side
+
+    def strong(self, x: torch.Tensor) -> torch.Tensor:
+        return cutout(augment(x, self.views), self.cutout)
+
+
+class FixMatch(NucleusClassifier):
+    """NucleusClassifier whose training batches may pair labeled images with unlabeled ones (SemiData): then the
+    loss adds the consistency term; plain (images, labels) batches train as NucleusClassifier does."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        num_classes: int,
+        lr_schedule: Schedule,
+        consistency: Consistency,
+    ):
+        super().__init__(net, optimizer, num_classes, lr_schedule)
+        self.consistency = consistency
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        if not isinstance(batch, Mapping):
+            return super().training_step(batch, batch_idx)
+        checkpoint("training")
+        (x, y), (u,) = batch["labeled"], batch["unlabeled"]
+        c = self.consistency
+        with torch.no_grad():  # targets carry no gradient; a pass without a graph is also the cheaper one
+            confidence, pseudo = torch.softmax(self(self.augment(u)), dim=1).max(dim=1)
+        mask = (confidence >= c.threshold).float()
+        logits = self(torch.cat([self.augment(x), c.strong(u)]))  # batch norm sees labeled and unlabeled together
+        labeled = self.criterion(logits[: len(y)], y)
+        unlabeled = (F.cross_entropy(logits[len(y) :], pseudo, reduction="none") * mask).mean()
+        loss = labeled + c.weight * unlabeled
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        parts = {"train/labeled_loss": labeled, "train/unlabeled_loss": unlabeled, "train/mask_rate": mask.mean()}
+        self.log_dict(parts, on_step=False, on_epoch=True, batch_size=len(y))
+        return loss
+
+
+class SemiData(StackDataModule):
+    """StackDataModule whose training batches, with `unlabeled` images, are {"labeled": (x, y), "unlabeled": (u,)}:
+    each labeled batch (an epoch of at least min_samples draws, as for every learner) with `mu` times as many
+    shuffled unlabeled images, so an epoch has the labeled loader's number of steps whatever the pool's size."""
+
+    def __init__(self, *args: Any, unlabeled: Stack | None, mu: int, **parts: Any):
+        super().__init__(*args, **parts)
+        self.unlabeled, self.mu = unlabeled, mu
+
+    def train_dataloader(self) -> DataLoader | CombinedLoader:
+        labeled = super().train_dataloader()
+        if self.unlabeled is None:
+            return labeled
+        unlabeled = loader(self.unlabeled, None, self.mu * self.batch_size, min_samples=self.mu * len(labeled.sampler))
+        return CombinedLoader({"labeled": labeled, "unlabeled": unlabeled}, mode="min_size")
+
+
+def unlabeled_rows(pool: PoolStack, labeled: Stack) -> PoolStack:
+    """The pool's rows without the labeled ones. Images given as an array name no rows: the whole pool stays (as in
+    FixMatch itself, where the labeled images are among the unlabeled ones)."""
+    rows = labeled.rows if isinstance(labeled, PoolStack) else []
+    return PoolStack(pool.cache, pool.rows[~np.isin(pool.rows, rows)])
+
+
+class SemiSupervised(FineTuned):
+    """model=semi: FineTuned trained by FixMatch on the round's labels and the rest of the training pool (`pool`:
+    size -> the training pool's images, given by the campaign's context). With fewer labeled classes than the task
+    has, or no unlabeled image, it logs why and trains on the labels alone. Training stops after trainer.max_epochs
+    or `max_steps` optimiser steps, whichever comes first. model.pt is a FineTuned net's weights."""
+
+    def __init__(
+        self,
+        net: Callable[..., nn.Module],
+        optimizer: Callable[..., torch.optim.Optimizer],
+        image_size: int,
+        batch_size: int,
+        num_classes: int,
+        trainers: Trainers,
+        encoder: Encoder,
+        mu: int,
+        threshold: float,
+        lambda_u: float,
+        strong: Mapping[str, Any],
+        cutout: float,
+        max_steps: int,
+        pool: Callable[[int], PoolStack] | None = None,
+    ):
+        super().__init__(net, optimizer, image_size, batch_size, num_classes, trainers, encoder)
+        self.epochs = {"max_steps": int(max_steps)}  # the Trainer's limit (ImageClassifier.fit): a step costs more
+        self.pool, self.mu = pool, int(mu)
+        self.consistency = Consistency(float(threshold), float(lambda_u), Views.of(strong), float(cutout))
+        self.unlabeled: PoolStack | None = None  # set by fit; None: supervised steps
+
+    def fresh(self) -> FixMatch:
+        return FixMatch(self.make_net(), self.optimizer, self.num_classes, self.trainers.lr_schedule, self.consistency)
+
+    def data(self, **parts: Any) -> SemiData:
+        t = self.trainers
+        return SemiData(
+            self.batch_size, t.eval_batch_size, t.min_samples_per_epoch, unlabeled=self.unlabeled, mu=self.mu, **parts
+        )
+
+    def unlabeled_images(self, train: Split) -> PoolStack | None:
+        """The training pool's images without a label; None, saying why, where consistency cannot help."""
+        present = len(np.unique(train[1]))
+        if present < self.num_classes:
+            log.warning(
+                "model=semi: the labels hold %d of the %d classes, so pseudo-labels could only confirm them; "
+                "training on the labels alone",
+                present,
+                self.num_classes,
+            )
+            return None
+        unlabeled = unlabeled_rows(self.pool(self.image_size), train[0]) if self.pool is not None else None
+        if unlabeled is None or not len(unlabeled):
+            log.info("model=semi: no unlabeled training-pool image is left; training on the labels alone")
+            return None
+        return unlabeled
+
+    def fit(self, train: Split, val: Split | None, seed: int) -> list[dict]:
+        self.unlabeled = self.unlabeled_images(train)
+        return super().fit(train, val, seed)

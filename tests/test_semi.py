@@ -1,0 +1,142 @@
+"""model=semi (FixMatch on the embedding's network): the unlabeled images it learns from are the training pool's rows
+without the labeled ones (never a validation row), a seed fixes its weights, it falls back to the labels alone
+where pseudo-labels cannot help, and the consistency term is masked by the confidence threshold."""
+
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import bpsrun.embed.simclr as simclr
+from bpsrun.data.datamodule import StackRows
+from bpsrun.data.pool import PoolStack
+from bpsrun.embed.encoder import Encoder
+from bpsrun.model.semi import cutout
+from bpsrun.model.trainers import Trainers
+from bpsrun.plugins import build
+from tests.conftest import run_in_process
+from tests.test_learners import ToyBackbone, config, toy_problem
+
+N = 48
+VAL = list(range(0, N, 5))  # manifest rows of the validation set (both classes): never in the training pool
+TRAIN = [i for i in range(N) if i % 5]  # the training pool's rows
+
+
+def backbone() -> torch.nn.Module:
+    """The same small SimCLR network for every learner, as one embedding would give."""
+    torch.manual_seed(0)
+    return simclr.simclr_backbone(width=4)
+
+
+def semi_learner(pool, *overrides: str):
+    cfg = config("model=semi", *overrides)
+    trainers = Trainers(cfg.trainer)
+    encoder = Encoder(lambda: ToyBackbone(backbone()), trainers)
+    return build(cfg.model, "model", {"encoder": encoder, "pool": pool}, num_classes=2, trainers=trainers)
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    """A toy image cache of N manifest rows, and their classes."""
+    x, y = toy_problem(N, 0)
+    np.save(tmp_path / "cache.npy", x)
+    return tmp_path / "cache.npy", y
+
+
+def split(cache: tuple[Path, np.ndarray], rows: list[int]) -> tuple[PoolStack, np.ndarray]:
+    path, y = cache
+    return PoolStack(path, rows), y[rows]
+
+
+def pool_of(cache: tuple[Path, np.ndarray]):
+    return lambda size: PoolStack(cache[0], TRAIN)
+
+
+def test_it_learns_from_the_training_pool_without_the_labeled_and_validation_rows(cache, monkeypatch):
+    reads: dict[int, set[int]] = defaultdict(set)  # id(stack) -> the manifest rows read from it
+    original = StackRows.__getitem__
+
+    def recording(self: StackRows, i: int) -> tuple[torch.Tensor, ...]:
+        reads[id(self.stack)].add(int(self.stack.rows[i]))
+        return original(self, i)
+
+    monkeypatch.setattr(StackRows, "__getitem__", recording)
+    labeled, val = split(cache, TRAIN[:8]), split(cache, VAL)
+    m = semi_learner(pool_of(cache))
+    m.fit(labeled, val, seed=0)
+    assert set(reads) == {id(labeled[0]), id(val[0]), id(m.unlabeled)}  # no other images were read
+    assert reads[id(m.unlabeled)] == set(TRAIN) - set(TRAIN[:8])  # every unlabeled pool image, no labeled one
+    assert not reads[id(m.unlabeled)] & set(VAL)
+    assert reads[id(val[0])] == set(VAL)
+
+
+def test_the_same_seed_gives_the_same_weights(cache):
+    labeled = split(cache, TRAIN[:12])
+
+    def weights(seed: int) -> dict[str, torch.Tensor]:
+        m = semi_learner(pool_of(cache))
+        m.fit(labeled, None, seed=seed)
+        assert m.unlabeled is not None  # trained with the consistency term
+        return m.module.state_dict()
+
+    a, b, c = weights(3), weights(3), weights(4)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.parametrize(
+    "labeled, line",
+    [
+        ([i for i in TRAIN if i % 2][:12], "model=semi: the labels hold 1 of the 2 classes"),  # odd: class 1
+        (TRAIN, "model=semi: no unlabeled training-pool image is left"),
+    ],
+)
+def test_without_use_for_pseudo_labels_it_says_so_and_trains_on_the_labels(cache, caplog, tmp_path, labeled, line):
+    m = semi_learner(pool_of(cache))
+    with caplog.at_level(logging.INFO, logger="bpsrun"):
+        history = m.fit(split(cache, labeled), split(cache, VAL), seed=0)
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith(line)] != []
+    assert m.unlabeled is None and "train/unlabeled_loss" not in history[-1] and "val/accuracy" in history[-1]
+    x = PoolStack(cache[0], list(range(N)))
+    probs = m.predict_proba(x)
+    assert probs.shape == (N, 2) and probs.dtype == np.float64 and np.allclose(probs.sum(axis=1), 1.0)
+    m.save(tmp_path / "model.pt")
+    loaded = semi_learner(None)  # model.pt and the encoder are enough to predict
+    loaded.load(tmp_path / "model.pt")
+    assert np.array_equal(loaded.predict_proba(x), probs)
+
+
+@pytest.mark.parametrize("threshold, kept", [(0.0, 1.0), (1.01, 0.0)])
+def test_the_threshold_masks_the_unlabeled_loss(cache, threshold, kept):
+    m = semi_learner(pool_of(cache), f"model.threshold={threshold}")
+    history = m.fit(split(cache, TRAIN[:12]), None, seed=0)
+    assert all(row["train/mask_rate"] == kept for row in history)
+    assert all((row["train/unlabeled_loss"] > 0) == bool(kept) for row in history)
+
+
+def test_training_stops_at_max_steps(cache):
+    m = semi_learner(pool_of(cache), "model.max_steps=4")  # trainer.max_epochs=3 would make 6 steps
+    history = m.fit(split(cache, TRAIN[:12]), None, seed=0)
+    assert m.module.trainer.global_step == 4 and history[-1]["step"] == 4
+
+
+def test_cutout_erases_one_square_per_image():
+    torch.manual_seed(0)
+    out = cutout(torch.ones(64, 1, 16, 16), 0.25)  # a 4 x 4 square, partly outside the image at the border
+    erased = (out == 0).sum(dim=(1, 2, 3))
+    assert erased.min() >= 4 and erased.max() == 16
+    assert torch.all((out == 0).any(dim=2).sum(dim=(1, 2)) <= 4)  # at most 4 columns touched per image
+
+
+def test_a_campaign_with_the_semi_supervised_learner(tmp_path, shared_data, caplog):
+    """The context hands the training pool to model=semi: rounds train on it and predict the pool."""
+    with caplog.at_level(logging.INFO, logger="bpsrun"):
+        run_in_process("round=2", "model=semi", "model.image_size=32", "campaign=semi", outputs=tmp_path,
+                       data=shared_data)  # fmt: skip
+    assert not [r for r in caplog.records if r.getMessage().startswith("model=semi:")]  # both classes, a pool left
+    for r in (1, 2):
+        history = (tmp_path / "semi" / f"round_{r}" / "metrics.json").read_text()
+        assert "train/unlabeled_loss" in history
