@@ -19,6 +19,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -297,19 +298,21 @@ class SimCLREmbedding:
         size, width = self.image_size, self.settings.width
         self.pretrained = read_pretrained(str(checkpoint), size, width, tracking_uri) if checkpoint else None
 
+    @cached_property
     def key(self) -> dict[str, Any]:
-        """What the embedding is: the pool, seed and settings (or checkpoint), and the numerics that made it."""
+        """What the embedding is: the pool, seed and settings (or checkpoint), and the numerics that made it. Read
+        once, on first use (after the pool exists): every embed() and backbone() call checks the copies by it."""
         made = asdict(self.settings) if self.pretrained is None else {"checkpoint": self.pretrained.digest}
         return {**self.context.cache_key(), "embedding": {"image_size": self.image_size, **made}}
 
     def shared(self) -> Path:
         """The shared cache entry (.npy features, .pt backbone) of this key."""
-        return self.context.shared_dir / f"simclr-{stable_hash(self.key())}"
+        return self.context.shared_dir / f"simclr-{stable_hash(self.key)}"
 
     def settings_digest(self) -> str:
         """What the campaign's copies stand for: the key less its numerics (a campaign resumed with another thread
         count keeps its embedding: bpsrun.numerics warns about the floats)."""
-        return stable_hash({k: v for k, v in self.key().items() if k != "numerics"})
+        return stable_hash({k: v for k, v in self.key.items() if k != "numerics"})
 
     def network(self, stack: PoolStack) -> nn.Module:
         """The backbone the pool's features come from: the checkpoint's, else SimCLR trained on the pool."""
