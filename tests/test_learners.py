@@ -131,7 +131,7 @@ def test_a_model_on_the_embedding_refuses_another_image_size():
 def test_finetune_trains_the_backbone_copy_and_predicts():
     cfg = config("model=finetune")
     trainers = Trainers(cfg.trainer)
-    backbone = simclr.simclr_backbone(width=4)
+    backbone = simclr.ssl_backbone(width=4)
     start = {k: v.clone() for k, v in backbone.state_dict().items()}
     m = learner("finetune", Encoder(lambda: ToyBackbone(backbone), trainers))
     x, y = toy_problem(16, 4)

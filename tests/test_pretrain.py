@@ -42,7 +42,7 @@ def test_the_pretrained_file_says_what_it_was_trained_on(backbone):
         "format": simclr.FORMAT, "method": "simclr", "image_size": 32, "in_channels": 1, "width": 16, "epochs": 2,
         "images": 30,
     }  # fmt: skip
-    assert set(saved["state_dict"]) == set(simclr.simclr_backbone(16).state_dict())
+    assert set(saved["state_dict"]) == set(simclr.ssl_backbone(16).state_dict())
     assert not state_dir(backbone).exists()  # the training state goes once the file is written
 
 
@@ -58,7 +58,7 @@ def test_campaigns_reuse_the_checkpoint_without_training(backbone, tmp_path, sha
     a, b = (np.load(tmp_path / name / "embeddings" / "simclr.npy") for name in "ab")
     assert np.array_equal(a, b) and a.shape[1] == 64
     assert "with the pretrained backbone" in caplog.text and "with SimCLR" not in caplog.text
-    net = simclr.simclr_backbone(16)
+    net = simclr.ssl_backbone(16)
     net.load_state_dict(torch.load(tmp_path / "a" / "embeddings" / "simclr.pt", weights_only=True))
     saved = torch.load(backbone, weights_only=True)["state_dict"]
     assert all(torch.equal(v, saved[k]) for k, v in net.state_dict().items())  # the campaign keeps the same network

@@ -28,7 +28,7 @@ TRAIN = [i for i in range(N) if i % 5]  # the training pool's rows
 def backbone() -> torch.nn.Module:
     """The same small SimCLR network for every learner, as one embedding would give."""
     torch.manual_seed(0)
-    return simclr.simclr_backbone(width=4)
+    return simclr.ssl_backbone(width=4)
 
 
 def semi_learner(pool, *overrides: str):

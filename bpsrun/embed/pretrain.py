@@ -23,7 +23,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from bpsrun.data.pool import PoolStack
 from bpsrun.data.prepare import image_cache
-from bpsrun.embed.simclr import FORMAT, SimCLR, SimCLREmbedding, SimCLRSettings, tracking_store, train_simclr
+from bpsrun.embed.simclr import FORMAT, SelfSupervised, SimCLREmbedding, SimCLRSettings, tracking_store, train_simclr
 from bpsrun.errors import BpsrunError
 from bpsrun.files import atomic_file, atomic_write_text, stable_hash
 from bpsrun.model.trainers import Trainers
@@ -61,10 +61,10 @@ def claim_state(state: Path, key: str) -> None:
     atomic_write_text(stamp, key)
 
 
-def write_backbone(out: Path, model: SimCLR, image_size: int, settings: SimCLRSettings, images: int) -> None:
+def write_backbone(out: Path, model: SelfSupervised, image_size: int, settings: SimCLRSettings, images: int) -> None:
     saved = {
         "format": FORMAT,
-        "method": "simclr",
+        "method": settings.method_name.lower(),  # the conf/embedding/method/ choice
         "image_size": image_size,
         "in_channels": 1,
         "width": settings.width,
@@ -98,8 +98,8 @@ def register(out: Path, name: str, tracking_uri: str, params: dict[str, Any]) ->
     return f"models:/{name}/{version}"
 
 
-def fit(cfg: DictConfig, files: list[Path], size: int, settings: SimCLRSettings, state: Path) -> SimCLR:
-    """SimCLR on `files`, its state in `state`/ after every epoch, resumed from there if a run left one."""
+def fit(cfg: DictConfig, files: list[Path], size: int, settings: SimCLRSettings, state: Path) -> SelfSupervised:
+    """The self-supervised objective on `files`, its state in `state`/ after every epoch, resumed from there if a run left one."""
     # epochs are not part of what the state is for: a resumed run may be given more of them
     made = {"images": [str(p.resolve()) for p in files], "image_size": size, "seed": cfg.seed, **asdict(settings)}
     claim_state(state, stable_hash({**made, "epochs": None}))
@@ -120,7 +120,7 @@ def fit(cfg: DictConfig, files: list[Path], size: int, settings: SimCLRSettings,
 
 
 def pretrain(cfg: DictConfig) -> Path:
-    """Train SimCLR on every image of `cfg.images` (resuming FILE.ckpt/ if there is one); the written `cfg.out`."""
+    """Train the self-supervised embedding on every image of `cfg.images` (resuming FILE.ckpt/ if there is one); the written `cfg.out`."""
     for key in ("images", "out"):
         if OmegaConf.is_missing(cfg, key):
             raise BpsrunError(f"bpsrun pretrain needs {key}=...: bpsrun pretrain images=DIR out=FILE")
@@ -128,7 +128,9 @@ def pretrain(cfg: DictConfig) -> Path:
         raise BpsrunError(f"bpsrun pretrain trains embedding=simclr, not embedding={cfg.embedding.name}")
     files, out = image_files(Path(cfg.images)), Path(cfg.out)
     size, settings = int(cfg.embedding.image_size), SimCLRSettings.of(**cfg.embedding)
-    log.info("pretraining SimCLR on %d images of %s for %d epochs", len(files), cfg.images, settings.epochs)
+    log.info(
+        "pretraining %s on %d images of %s for %d epochs", settings.method_name, len(files), cfg.images, settings.epochs
+    )
     model = fit(cfg, files, size, settings, state_dir(out))
     write_backbone(out, model, size, settings, len(files))
     shutil.rmtree(state_dir(out))

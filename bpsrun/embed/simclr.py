@@ -1,4 +1,5 @@
-"""Self-supervised embeddings of the pool: SimCLR (lightly's NT-Xent loss and projection head) on a small CNN.
+"""Self-supervised embeddings of the pool: a small CNN trained by SimCLR, BYOL or VICReg (`embedding/method=`,
+bpsrun.embed.objectives: lightly's losses and heads).
 
 Views are made on 16-bit-normalised tensors, a batch at a time (lightly's PIL transforms would clip 16-bit data):
 random resized crops, flips, 90-degree rotations, Gaussian blur, intensity gain and Gaussian noise, each set by
@@ -27,8 +28,8 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from lightly.loss import NTXentLoss
-from lightly.models.modules.heads import SimCLRProjectionHead
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -36,6 +37,7 @@ from bpsrun.data.datamodule import StackRows
 from bpsrun.data.pool import PoolStack
 from bpsrun.embed.base import EmbedContext
 from bpsrun.embed.encoder import Features
+from bpsrun.embed.objectives import Objective
 from bpsrun.errors import BpsrunError
 from bpsrun.faults import checkpoint
 from bpsrun.files import atomic_file, stable_hash
@@ -52,7 +54,7 @@ log = logging.getLogger("bpsrun")
 
 @dataclass(frozen=True)
 class Views:
-    """How SimCLR makes two views of an image: the embedding learns to ignore exactly these changes."""
+    """How two views of an image are made: the embedding learns to ignore exactly these changes."""
 
     flip: bool = True  # mirror images
     rotate90: bool = True  # rotate by a multiple of 90 degrees (nuclei have no preferred orientation)
@@ -110,28 +112,31 @@ def augment(x: torch.Tensor, views: Views) -> torch.Tensor:
     return out * gain + views.noise * torch.randn_like(out)
 
 
-def simclr_backbone(width: int) -> nn.Module:
-    """The network SimCLR trains: small_cnn's feature extractor, so model=finetune is small_cnn started from it."""
+def ssl_backbone(width: int) -> nn.Module:
+    """The network self-supervision trains: small_cnn's feature extractor, so model=finetune is small_cnn started
+    from it."""
     return SmallConvNet(in_channels=1, width=width).features
 
 
-class SimCLR(pl.LightningModule):
-    def __init__(self, width: int, dim: int, temperature: float, lr: float, views: Views):
+class SelfSupervised(pl.LightningModule):
+    """The backbone trained by a self-supervised objective (bpsrun.embed.objectives) on two views of each image."""
+
+    def __init__(self, width: int, lr: float, views: Views, method: Mapping[str, Any]):
         super().__init__()
-        self.backbone = simclr_backbone(width)
-        feat = 4 * width
-        self.head = SimCLRProjectionHead(input_dim=feat, hidden_dim=feat, output_dim=dim)
-        self.criterion = NTXentLoss(temperature=temperature)
+        self.backbone = ssl_backbone(width)
+        self.objective: Objective = instantiate(dict(method), backbone=self.backbone, feature_dim=4 * width)
         self.views, self.lr = views, lr
 
     def training_step(self, batch: tuple[torch.Tensor], batch_idx: int) -> torch.Tensor:
         checkpoint("embedding")
         (x,) = batch
-        z0 = self.head(self.backbone(augment(x, self.views)))
-        z1 = self.head(self.backbone(augment(x, self.views)))
-        loss = self.criterion(z0, z1)
+        loss = self.objective.loss(self.backbone, augment(x, self.views), augment(x, self.views))
         self.log("ssl/loss", loss, on_epoch=True, on_step=False, prog_bar=True)
         return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        progress = self.trainer.global_step / max(self.trainer.estimated_stepping_batches, 1)
+        self.objective.step_done(self.backbone, min(progress, 1.0))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=1e-4)
@@ -142,10 +147,13 @@ class SimCLRSettings:
     epochs: int
     batch_size: int
     width: int  # backbone channels; features are 4 * width dimensional
-    dim: int  # projection-head output used by the loss
-    temperature: float
     lr: float
     views: Views
+    method: dict[str, Any]  # the objective's config (_target_ and its keys): conf/embedding/method/
+
+    @property
+    def method_name(self) -> str:
+        return self.method["_target_"].rpartition(".")[2].removesuffix("Objective")
 
     @classmethod
     def of(
@@ -153,13 +161,13 @@ class SimCLRSettings:
         epochs: int,
         batch_size: int,
         width: int,
-        dim: int,
-        temperature: float,
         lr: float,
         augment: Mapping[str, Any],
+        method: Mapping[str, Any],
         **_: Any,  # the embedding config's other keys (image_size, checkpoint, ...)
     ) -> SimCLRSettings:
-        return cls(int(epochs), int(batch_size), int(width), int(dim), temperature, lr, Views.of(augment))
+        plain = OmegaConf.to_container(method) if isinstance(method, DictConfig) else dict(method)
+        return cls(int(epochs), int(batch_size), int(width), lr, Views.of(augment), plain)
 
 
 def train_simclr(
@@ -169,12 +177,12 @@ def train_simclr(
     seed: int,
     resume: Path | None = None,
     **trainer: Any,
-) -> SimCLR:
-    """SimCLR trained on `images` (N, 1, S, S), read a batch at a time; resumed from the Lightning checkpoint
+) -> SelfSupervised:
+    """The self-supervised objective trained on `images` (N, 1, S, S), read a batch at a time; resumed from the Lightning checkpoint
     `resume`, if given. `trainer`: Trainer options over the `trainer` config's (callbacks, checkpointing)."""
     pl.seed_everything(seed, workers=True, verbose=False)
     s = settings
-    model = SimCLR(s.width, s.dim, s.temperature, s.lr, s.views)
+    model = SelfSupervised(s.width, s.lr, s.views, s.method)
     n = len(images)
     loader = DataLoader(StackRows(images), batch_size=min(s.batch_size, n), shuffle=True, drop_last=n > s.batch_size)
     trainers.trainer(max_epochs=s.epochs, **trainer).fit(model, loader, ckpt_path=resume)
@@ -286,15 +294,14 @@ class SimCLREmbedding:
         epochs: int,
         batch_size: int,
         width: int,
-        dim: int,
-        temperature: float,
         lr: float,
         augment: Mapping[str, Any],
+        method: Mapping[str, Any],
         checkpoint: str | None = None,
         tracking_uri: str | None = None,
     ):
         self.context, self.image_size = context, int(image_size)
-        self.settings = SimCLRSettings.of(epochs, batch_size, width, dim, temperature, lr, augment)
+        self.settings = SimCLRSettings.of(epochs, batch_size, width, lr, augment, method)
         size, width = self.image_size, self.settings.width
         self.pretrained = read_pretrained(str(checkpoint), size, width, tracking_uri) if checkpoint else None
 
@@ -318,13 +325,13 @@ class SimCLREmbedding:
         """The backbone the pool's features come from: the checkpoint's, else SimCLR trained on the pool."""
         ctx, p = self.context, self.pretrained
         if p is None:
-            log.info("embedding %d pool images with SimCLR (once per pool and seed)", len(stack))
+            log.info("embedding %d pool images with %s (once per pool and seed)", len(stack), self.settings.method_name)
             return train_simclr(stack, ctx.trainers, self.settings, ctx.seed).backbone
         log.info(
             "embedding %d pool images with the pretrained backbone %s (%d images, %d epochs; no SimCLR training)",
             len(stack), p.source, p.images, p.epochs,
         )  # fmt: skip
-        net = simclr_backbone(self.settings.width)
+        net = ssl_backbone(self.settings.width)
         net.load_state_dict(p.state_dict)
         return net
 
@@ -365,6 +372,6 @@ class SimCLREmbedding:
 
     def backbone(self) -> nn.Module:
         self.fetch()
-        net = simclr_backbone(self.settings.width)
+        net = ssl_backbone(self.settings.width)
         net.load_state_dict(torch.load(self.context.layout.ssl_backbone, map_location="cpu", weights_only=True))
         return net.eval()
