@@ -2,7 +2,7 @@
 
 `bpsrun --help` lists the config groups and their choices; `bpsrun --cfg job` prints the composed config.
 `bpsrun predict --model URI --images DIR --out DIR` classifies a folder with a logged model instead
-(bpsrun.serve.predict), and `bpsrun pretrain images=DIR out=FILE` pretrains a SimCLR backbone on a folder
+(bpsrun.serve.predict), and `bpsrun pretrain images=DIR out=FILE` pretrains a self-supervised backbone on a folder
 (conf/pretrain.yaml, bpsrun.embed.pretrain): `main` hands a first argument `predict` or `pretrain` to them before
 Hydra parses the command line.
 """

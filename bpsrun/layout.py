@@ -32,17 +32,17 @@ class Layout:
 
     @property
     def ssl_embeddings(self) -> Path:
-        return self.root / "embeddings" / "simclr.npy"
+        return self.root / "embeddings" / "ssl.npy"
 
     @property
     def ssl_backbone(self) -> Path:
-        """The SimCLR network behind ssl_embeddings (its state_dict), for learners that build on it."""
-        return self.root / "embeddings" / "simclr.pt"
+        """The self-supervised network behind ssl_embeddings (its state_dict), for learners that build on it."""
+        return self.root / "embeddings" / "ssl.pt"
 
     @property
     def ssl_key(self) -> Path:
-        """The digest of the settings (pool, seed, SimCLR's settings or checkpoint) the campaign's copies stand for."""
-        return self.root / "embeddings" / "simclr.key"
+        """The digest of the settings (pool, seed, the embedding's settings or checkpoint) the campaign's copies stand for."""
+        return self.root / "embeddings" / "ssl.key"
 
     @property
     def validation_labels(self) -> Path:

@@ -11,8 +11,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from torch import nn
 
-import bpsrun.embed.simclr as simclr
 from bpsrun.data.pool import PoolStack
+from bpsrun.embed import ssl
 from bpsrun.embed.base import EmbedContext
 from bpsrun.embed.encoder import Encoder
 from bpsrun.errors import BpsrunError
@@ -131,7 +131,7 @@ def test_a_model_on_the_embedding_refuses_another_image_size():
 def test_finetune_trains_the_backbone_copy_and_predicts():
     cfg = config("model=finetune")
     trainers = Trainers(cfg.trainer)
-    backbone = simclr.ssl_backbone(width=4)
+    backbone = ssl.ssl_backbone(width=4)
     start = {k: v.clone() for k, v in backbone.state_dict().items()}
     m = learner("finetune", Encoder(lambda: ToyBackbone(backbone), trainers))
     x, y = toy_problem(16, 4)
@@ -159,17 +159,17 @@ def embed_context(tmp_path: Path, campaign: str, images: np.ndarray, trainers: T
     )
 
 
-def test_simclr_keeps_its_backbone_computed_once_per_pool(tmp_path, monkeypatch):
+def test_the_ssl_embedding_keeps_its_backbone_computed_once_per_pool(tmp_path, monkeypatch):
     cfg = config("embedding.epochs=1", "embedding.width=4", "embedding.batch_size=8")
     trainers = Trainers(cfg.trainer)
     images = toy_problem(16, 5)[0]
-    original, trained = simclr.train_simclr, []
+    original, trained = ssl.train_ssl, []
 
     def counting(*args):
         trained.append(1)
         return original(*args)
 
-    monkeypatch.setattr(simclr, "train_simclr", counting)
+    monkeypatch.setattr(ssl, "train_ssl", counting)
 
     def part(campaign: str):
         return build(cfg.embedding, "embedding", context=embed_context(tmp_path, campaign, images, trainers))
@@ -200,12 +200,12 @@ def test_a_campaigns_embedding_follows_its_settings_but_not_its_numerics(tmp_pat
         return build(cfg.embedding, "embedding", context=context).embed(1)
 
     first = embedded("embedding.epochs=1")
-    key = (tmp_path / "a" / "embeddings" / "simclr.key").read_text()
+    key = (tmp_path / "a" / "embeddings" / "ssl.key").read_text()
     assert np.array_equal(embedded("embedding.epochs=1", numerics="2"), first)  # kept, not recomputed
     assert not [r for r in caplog.records if "settings changed" in r.message]
     second = embedded("embedding.epochs=2")
     assert not np.array_equal(second, first)
-    assert (tmp_path / "a" / "embeddings" / "simclr.key").read_text() != key
+    assert (tmp_path / "a" / "embeddings" / "ssl.key").read_text() != key
     (warning,) = [r.message for r in caplog.records if "settings changed" in r.message]
     assert "rounds from here on select on the new embedding" in warning
 
@@ -259,12 +259,12 @@ def test_optional_runtime_parts_go_only_to_targets_that_name_them(target, gets):
     assert getattr(part, "rest", {}) == {}
 
 
-def test_a_campaign_with_the_linear_probe_on_simclr(tmp_path, shared_data):
-    """embedding=classifier: round 2 selects on the probe's features, i.e. the frozen SimCLR ones."""
+def test_a_campaign_with_the_linear_probe_on_the_ssl_embedding(tmp_path, shared_data):
+    """embedding=classifier: round 2 selects on the probe's features, i.e. the frozen self-supervised ones."""
     overrides = ("round=2", "model=linear_probe", "model.image_size=32", "embedding=classifier", "campaign=probe")
     run_in_process(*overrides, outputs=tmp_path, data=shared_data)
     root = tmp_path / "probe"
-    assert (root / "embeddings" / "simclr.pt").exists()
-    ssl = np.load(root / "embeddings" / "simclr.npy")
-    assert np.allclose(np.load(root / "round_1" / "embeddings-classifier.npy"), ssl, atol=1e-5)
+    assert (root / "embeddings" / "ssl.pt").exists()
+    frozen = np.load(root / "embeddings" / "ssl.npy")
+    assert np.allclose(np.load(root / "round_1" / "embeddings-classifier.npy"), frozen, atol=1e-5)
     assert (root / "round_2" / "metrics.json").exists()

@@ -34,8 +34,8 @@ def test_balanced_hybrid_typiclust_and_bald_presets_run_end_to_end(tmp_path):
     assert sorted(particle[f] for f in picks) == ["Fe"] * 4 + ["X-ray"] * 4
     # four strategies, one pool and seed: SimCLR trained once, every campaign holds the same embeddings
     logs = "".join(p.read_text() for p in (tmp_path / "multirun").rglob("__main__.log"))
-    assert logs.count("with SimCLR (once per pool and seed)") == 1
-    embeddings = {(tmp_path / f"synthetic-{n}-s0" / "embeddings" / "simclr.npy").read_bytes() for n in names}
+    assert logs.count("with VICReg (once per pool and seed)") == 1
+    embeddings = {(tmp_path / f"synthetic-{n}-s0" / "embeddings" / "ssl.npy").read_bytes() for n in names}
     assert len(embeddings) == 1
 
 
@@ -74,4 +74,4 @@ def test_classifier_embedding_uses_the_previous_rounds_model(tmp_path, shared_da
     feats = np.load(root / "round_1" / "embeddings-classifier.npy")
     pool = sum(1 for line in (root / "manifest.csv").read_text().splitlines()[1:] if ",train," in line)
     assert feats.shape == (pool, 64)  # small_cnn's pooled features: 4 x width 16
-    assert (root / "embeddings" / "simclr.npy").exists()  # round 1's cold start
+    assert (root / "embeddings" / "ssl.npy").exists()  # round 1's cold start

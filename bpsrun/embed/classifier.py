@@ -1,5 +1,5 @@
 """embedding=classifier: penultimate-layer features of the previous round's model. Round 1 has no model yet, so it
-uses the SimCLR embedding built from the same settings, whose backbone is also the one learners build on."""
+uses the self-supervised embedding built from the same settings, whose backbone is also the one learners build on."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import numpy as np
 from torch import nn
 
 from bpsrun.embed.base import EmbedContext
-from bpsrun.embed.simclr import SimCLREmbedding
+from bpsrun.embed.ssl import SSLEmbedding
 from bpsrun.files import cached_npy
 
 
 class ClassifierFeatures:
     def __init__(self, context: EmbedContext, image_size: int, **simclr: Any):
         self.context = context
-        self.first_round = SimCLREmbedding(context, image_size, **simclr)
+        self.first_round = SSLEmbedding(context, image_size, **simclr)
         self.image_size = self.first_round.image_size
 
     def embed(self, round_: int) -> np.ndarray:

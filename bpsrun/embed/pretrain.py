@@ -1,5 +1,5 @@
-"""`bpsrun pretrain images=DIR out=FILE [embedding.* trainer.* overrides]`: SimCLR trained once on every image of an
-archive folder, its backbone written to FILE (simclr.FORMAT) for any campaign's `embedding.checkpoint=FILE`.
+"""`bpsrun pretrain images=DIR out=FILE [embedding.* trainer.* overrides]`: a self-supervised backbone (VICReg by default) trained once on every image of an
+archive folder, its backbone written to FILE (ssl.FORMAT) for any campaign's `embedding.checkpoint=FILE`.
 
 The training state is saved after every epoch in FILE.ckpt/ (a Lightning checkpoint, with the decoded images): the
 same command run again after a kill or SIGTERM resumes from the last saved epoch. FILE.ckpt/ goes once FILE is written.
@@ -23,7 +23,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from bpsrun.data.pool import PoolStack
 from bpsrun.data.prepare import image_cache
-from bpsrun.embed.simclr import FORMAT, SelfSupervised, SimCLREmbedding, SimCLRSettings, tracking_store, train_simclr
+from bpsrun.embed.ssl import FORMAT, SelfSupervised, SSLEmbedding, SSLSettings, tracking_store, train_ssl
 from bpsrun.errors import BpsrunError
 from bpsrun.files import atomic_file, atomic_write_text, stable_hash
 from bpsrun.model.trainers import Trainers
@@ -35,7 +35,7 @@ log = logging.getLogger("bpsrun")
 EXPERIMENT = "bpsrun-pretrain"
 ARTIFACT = "backbone"
 
-SIMCLR = f"{SimCLREmbedding.__module__}.{SimCLREmbedding.__qualname__}"
+SSL = f"{SSLEmbedding.__module__}.{SSLEmbedding.__qualname__}"
 
 
 class Resumed(pl.Callback):
@@ -61,7 +61,7 @@ def claim_state(state: Path, key: str) -> None:
     atomic_write_text(stamp, key)
 
 
-def write_backbone(out: Path, model: SelfSupervised, image_size: int, settings: SimCLRSettings, images: int) -> None:
+def write_backbone(out: Path, model: SelfSupervised, image_size: int, settings: SSLSettings, images: int) -> None:
     saved = {
         "format": FORMAT,
         "method": settings.method_name.lower(),  # the conf/embedding/method/ choice
@@ -98,7 +98,7 @@ def register(out: Path, name: str, tracking_uri: str, params: dict[str, Any]) ->
     return f"models:/{name}/{version}"
 
 
-def fit(cfg: DictConfig, files: list[Path], size: int, settings: SimCLRSettings, state: Path) -> SelfSupervised:
+def fit(cfg: DictConfig, files: list[Path], size: int, settings: SSLSettings, state: Path) -> SelfSupervised:
     """The self-supervised objective on `files`, its state in `state`/ after every epoch, resumed from there if a run left one."""
     # epochs are not part of what the state is for: a resumed run may be given more of them
     made = {"images": [str(p.resolve()) for p in files], "image_size": size, "seed": cfg.seed, **asdict(settings)}
@@ -108,7 +108,7 @@ def fit(cfg: DictConfig, files: list[Path], size: int, settings: SimCLRSettings,
     epochs = ModelCheckpoint(dirpath=state, filename=last.stem, enable_version_counter=False)
     with warnings.catch_warnings():  # the folder holds the decoded images, and on a resume the last.ckpt it replaces
         warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
-        return train_simclr(
+        return train_ssl(
             PoolStack(cache, list(range(len(files)))),
             Trainers(cfg.trainer),
             settings,
@@ -124,10 +124,12 @@ def pretrain(cfg: DictConfig) -> Path:
     for key in ("images", "out"):
         if OmegaConf.is_missing(cfg, key):
             raise BpsrunError(f"bpsrun pretrain needs {key}=...: bpsrun pretrain images=DIR out=FILE")
-    if cfg.embedding._target_ != SIMCLR:
-        raise BpsrunError(f"bpsrun pretrain trains embedding=simclr, not embedding={cfg.embedding.name}")
+    if cfg.embedding._target_ != SSL:
+        raise BpsrunError(
+            f"bpsrun pretrain trains a self-supervised embedding (embedding=vicreg or simclr), not embedding={cfg.embedding.name}"
+        )
     files, out = image_files(Path(cfg.images)), Path(cfg.out)
-    size, settings = int(cfg.embedding.image_size), SimCLRSettings.of(**cfg.embedding)
+    size, settings = int(cfg.embedding.image_size), SSLSettings.of(**cfg.embedding)
     log.info(
         "pretraining %s on %d images of %s for %d epochs", settings.method_name, len(files), cfg.images, settings.epochs
     )

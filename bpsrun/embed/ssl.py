@@ -143,7 +143,7 @@ class SelfSupervised(pl.LightningModule):
 
 
 @dataclass(frozen=True)
-class SimCLRSettings:
+class SSLSettings:
     epochs: int
     batch_size: int
     width: int  # backbone channels; features are 4 * width dimensional
@@ -165,15 +165,15 @@ class SimCLRSettings:
         augment: Mapping[str, Any],
         method: Mapping[str, Any],
         **_: Any,  # the embedding config's other keys (image_size, checkpoint, ...)
-    ) -> SimCLRSettings:
+    ) -> SSLSettings:
         plain = OmegaConf.to_container(method) if isinstance(method, DictConfig) else dict(method)
         return cls(int(epochs), int(batch_size), int(width), lr, Views.of(augment), plain)
 
 
-def train_simclr(
+def train_ssl(
     images: np.ndarray | PoolStack,
     trainers: Trainers,
-    settings: SimCLRSettings,
+    settings: SSLSettings,
     seed: int,
     resume: Path | None = None,
     **trainer: Any,
@@ -255,7 +255,7 @@ def registered_bytes(uri: str, tracking_uri: str | None) -> bytes:
 def read_pretrained(source: str, image_size: int, width: int, tracking_uri: str | None = None) -> Pretrained:
     """The checkpoint at `source` (a path or a models:/ URI); one BpsrunError line if it is missing, unreadable or
     pretrained for other inputs."""
-    fix = "pass embedding.checkpoint a file `bpsrun pretrain` wrote, or null to train SimCLR on the pool"
+    fix = "pass embedding.checkpoint a file `bpsrun pretrain` wrote, or null to train the embedding on the pool"
     try:
         remote = source.startswith("models:/")
         data = registered_bytes(source, tracking_uri) if remote else Path(source).expanduser().read_bytes()
@@ -278,12 +278,12 @@ def read_pretrained(source: str, image_size: int, width: int, tracking_uri: str 
     return Pretrained(source, digest, saved["state_dict"], int(saved["epochs"]), int(saved["images"]))
 
 
-class SimCLREmbedding:
-    """embedding=simclr: computed once per pool, seed and settings, shared by campaigns.
+class SSLEmbedding:
+    """embedding=simclr or vicreg (or any embedding/method): computed once per pool, seed and settings, shared by campaigns.
 
     The embedding uses no labels, so campaigns that differ only in strategy or learner share it: the first computes
     it and its backbone into `paths.data/embeddings/` (under a lock, for parallel sweep jobs) and each campaign
-    keeps its own copy (embeddings/simclr.npy and simclr.pt). A `checkpoint` (bpsrun pretrain's file) replaces the
+    keeps its own copy (embeddings/ssl.npy and ssl.pt). A `checkpoint` (bpsrun pretrain's file) replaces the
     training: it is read and checked when the part is built, before the campaign writes anything.
     """
 
@@ -301,7 +301,7 @@ class SimCLREmbedding:
         tracking_uri: str | None = None,
     ):
         self.context, self.image_size = context, int(image_size)
-        self.settings = SimCLRSettings.of(epochs, batch_size, width, lr, augment, method)
+        self.settings = SSLSettings.of(epochs, batch_size, width, lr, augment, method)
         size, width = self.image_size, self.settings.width
         self.pretrained = read_pretrained(str(checkpoint), size, width, tracking_uri) if checkpoint else None
 
@@ -314,7 +314,7 @@ class SimCLREmbedding:
 
     def shared(self) -> Path:
         """The shared cache entry (.npy features, .pt backbone) of this key."""
-        return self.context.shared_dir / f"simclr-{stable_hash(self.key)}"
+        return self.context.shared_dir / f"ssl-{stable_hash(self.key)}"
 
     def settings_digest(self) -> str:
         """What the campaign's copies stand for: the key less its numerics (a campaign resumed with another thread
@@ -322,13 +322,13 @@ class SimCLREmbedding:
         return stable_hash({k: v for k, v in self.key.items() if k != "numerics"})
 
     def network(self, stack: PoolStack) -> nn.Module:
-        """The backbone the pool's features come from: the checkpoint's, else SimCLR trained on the pool."""
+        """The backbone the pool's features come from: the checkpoint's, else the objective trained on the pool."""
         ctx, p = self.context, self.pretrained
         if p is None:
             log.info("embedding %d pool images with %s (once per pool and seed)", len(stack), self.settings.method_name)
-            return train_simclr(stack, ctx.trainers, self.settings, ctx.seed).backbone
+            return train_ssl(stack, ctx.trainers, self.settings, ctx.seed).backbone
         log.info(
-            "embedding %d pool images with the pretrained backbone %s (%d images, %d epochs; no SimCLR training)",
+            "embedding %d pool images with the pretrained backbone %s (%d images, %d epochs; no self-supervised training)",
             len(stack), p.source, p.images, p.epochs,
         )  # fmt: skip
         net = ssl_backbone(self.settings.width)
