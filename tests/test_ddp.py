@@ -101,6 +101,33 @@ def test_a_learner_on_two_processes():
     assert mc.shape == (2, 9, 2) and not np.allclose(mc[0], mc[1])
 
 
+class ThreadsSeen(pl.LightningModule):
+    """Writes each rank's torch thread count while it predicts."""
+
+    def __init__(self, out: Path):
+        super().__init__()
+        self.out = out
+
+    def predict_step(self, batch: tuple[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        (self.out / f"rank{self.global_rank}").write_text(str(torch.get_num_threads()))
+        return batch[0]
+
+
+@pytest.mark.slow  # one Trainer run of two spawned processes
+def test_spawned_ranks_use_the_configured_threads(tmp_path):
+    """A spawned rank is a fresh interpreter; it must run with this process's threads (trainer.threads, which change
+    the floats): 3 here, neither Lightning's share of the cores (cores // processes) nor torch's default."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        trainer = Trainers(config("trainer=ddp").trainer).trainer()
+        loader = DataLoader(TensorDataset(torch.zeros(8, 1)), batch_size=2)
+        trainer.predict(ThreadsSeen(tmp_path), loader)
+    finally:
+        torch.set_num_threads(before)
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"rank0": "3", "rank1": "3"}
+
+
 REFUSED = {
     "ddp": (("trainer.strategy=ddp", "trainer.devices=2"), "trainer.strategy='ddp'"),
     "auto": (("trainer.devices=2",), "trainer.strategy='auto'"),
