@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytorch_lightning as pl
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ProgressBar
@@ -40,6 +41,18 @@ class LineProgressBar(ProgressBar):
         print(f"{type(pl_module).__name__} epoch {epoch}/{total}: {shown}", file=sys.stderr, flush=True)
 
 
+class SameThreads(pl.Callback):
+    """Every rank runs with this process's torch threads (bpsrun.numerics): a spawned DDP rank is a fresh
+    interpreter whose count depends on the environment (Lightning's share of the cores, OMP_NUM_THREADS), and the
+    thread count changes the floats."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        torch.set_num_threads(self.threads)
+
+
 class Trainers:
     """The `trainer` config's factory (a plain class: parts receive it at build time, outside any config)."""
 
@@ -65,6 +78,7 @@ class Trainers:
 
     def trainer(self, **overrides) -> pl.Trainer:
         """A Trainer from `trainer.lightning`, with `overrides` (e.g. the embedding's own max_epochs)."""
+        callbacks = [*overrides.pop("callbacks", []), SameThreads(torch.get_num_threads())]
         if not interactive() and overrides.get("enable_progress_bar", True):  # a log file gets lines, not frames
-            overrides["callbacks"] = [*overrides.get("callbacks", []), LineProgressBar()]
-        return instantiate(self.cfg.lightning, **overrides)
+            callbacks.append(LineProgressBar())
+        return instantiate(self.cfg.lightning, callbacks=callbacks, **overrides)
