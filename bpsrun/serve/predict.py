@@ -20,12 +20,14 @@ from pathlib import Path
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+import torch
 from mlflow.exceptions import MlflowException
 
 from bpsrun.checks import redacted
 from bpsrun.errors import BpsrunError
 from bpsrun.export.predictions import write_predictions
 from bpsrun.files import atomic_write_text
+from bpsrun.numerics import KERNELS, pin_cpu_kernels
 from bpsrun.serve.pyfunc import quiet_artifact_copies
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png")
@@ -41,6 +43,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--tracking-uri",
         default=os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI),
         help="the MLflow store holding the model (default: $MLFLOW_TRACKING_URI, else %(default)s)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (default %(default)s, a campaign's trainer.threads)"
+    )
+    parser.add_argument(
+        "--cpu-kernels",
+        choices=sorted(KERNELS),
+        default="avx2",
+        help="CPU kernels, as trainer.cpu_kernels (default %(default)s: the campaign's floats on any AVX2 CPU)",
     )
     return parser.parse_args(argv)
 
@@ -103,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)  # tips, device banners
     quiet_artifact_copies()
+    pin_cpu_kernels(args.cpu_kernels)  # before the model's first kernel: the campaign's numerics (bpsrun.numerics)
+    torch.set_num_threads(args.threads)
     try:
         table = predict_folder(args.model, args.images, args.out, args.tracking_uri)
     except BpsrunError as exc:
