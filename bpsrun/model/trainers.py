@@ -33,12 +33,14 @@ class LineProgressBar(ProgressBar):
         self.enabled = True
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        epoch, total = trainer.current_epoch + 1, trainer.max_epochs or 0
-        if not self.enabled or not trainer.is_global_zero or (epoch % max(total // 10, 1) and epoch != total):
+        epoch, total, steps = trainer.current_epoch + 1, trainer.max_epochs or 0, trainer.max_steps
+        last = epoch == total or 0 < steps <= trainer.global_step  # a step budget may end training before max_epochs
+        if not self.enabled or not trainer.is_global_zero or (epoch % max(total // 10, 1) and not last):
             return
         metrics = {k: v for k, v in self.get_metrics(trainer, pl_module).items() if k != "v_num"}
         shown = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
-        print(f"{type(pl_module).__name__} epoch {epoch}/{total}: {shown}", file=sys.stderr, flush=True)
+        where = f"epoch {epoch}" + (f", step {trainer.global_step}/{steps}" if steps > 0 else f"/{total}")
+        print(f"{type(pl_module).__name__} {where}: {shown}", file=sys.stderr, flush=True)
 
 
 class SameThreads(pl.Callback):
