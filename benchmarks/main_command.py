@@ -1,9 +1,9 @@
 """The README's main command, cold and warm: wall time and peak memory.
 
 Usage: python benchmarks/main_command.py [--outputs DIR]
-Cold: `python -m bpsrun round=2` into an empty outputs folder (generates the dataset, decodes images, trains
-SimCLR, two rounds). Warm: the same command as a new campaign (`campaign=warm`) in the same folder, so the
-dataset and the SimCLR embeddings come from the caches; the rounds themselves are trained again.
+Cold: `python -m bpsrun round=2` into an empty outputs folder (generates the dataset, decodes images, trains the
+self-supervised embedding, two rounds). Warm: the same command as a new campaign (`campaign=warm`) in the same
+folder, so the dataset and the embeddings come from the caches; the rounds themselves are trained again.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def main(argv: list[str]) -> None:
     record(
         "Main command",
         [
-            "`python -m bpsrun round=2` (the README's main command: 800 synthetic images, SimCLR, 2 rounds of "
+            "`python -m bpsrun round=2` (the README's main command: 800 synthetic images, VICReg embedding, 2 rounds of "
             "30 labels, 30 epochs each). Peak memory is the largest process's resident set.",
             "",
             "| run | wall | peak memory | val accuracy, rounds 1 / 2 |",
