@@ -104,7 +104,8 @@ class Campaign:
         reference = train_reference(ctx, self.tracker) if cfg.reference.enabled and not ctx.val_missing() else None
         self.publish("lightly/.lightly/predictions/", round_=last)
         self.tracker.end("FINISHED")
-        print(campaign_table(cfg.campaign, layout, last, reference), flush=True)
+        cap = float(cfg.labeling.get("max_seconds_per_label", 600))
+        print(campaign_table(cfg.campaign, layout, last, reference, cap), flush=True)
         log.info("MLflow runs of this campaign: %s", self.tracker.runs_link())
         return float(ctx.read_metrics(last).get("val_accuracy", "nan"))  # nan: validation labels still missing
 

@@ -15,7 +15,8 @@ from bpsrun.embed.base import EmbedContext, Embedding
 from bpsrun.embed.encoder import Encoder
 from bpsrun.export.predictions import read_predictions
 from bpsrun.label.base import LabelContext
-from bpsrun.label.jsonmin import read_labels
+from bpsrun.label.consensus import majority
+from bpsrun.label.jsonmin import read_records
 from bpsrun.label.validation import read_validation
 from bpsrun.layout import Layout
 from bpsrun.model.learner import Learner
@@ -87,11 +88,14 @@ class Context:
     def read_metrics(self, r: int) -> dict:
         return self.layout.read_state(self.layout.metrics(r))
 
+    def records_until(self, r: int) -> list[dict]:
+        """Every annotation record of rounds 1..r, oldest first."""
+        return [rec for k in range(1, r + 1) for rec in read_records(self.layout.labels(k), self.classes)]
+
     def labels_until(self, r: int) -> dict[str, str]:
-        labels: dict[str, str] = {}
-        for k in range(1, r + 1):
-            labels.update(read_labels(self.layout.labels(k), self.classes))
-        return labels
+        """Round r's training labels: the consensus of all annotations so far (one annotator: their newest label),
+        ties broken by the model round r selected with."""
+        return majority(self.records_until(r), self.classes, self.seed, lambda files: self.previous_probs(r, files))
 
     def image_path(self, file: str) -> Path:
         return self.pool.path_of[file]

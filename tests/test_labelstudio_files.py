@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from bpsrun.errors import BpsrunError
-from bpsrun.label.exports import flatten, newest_per_file, parse
+from bpsrun.label.exports import flatten, one_vote_each, parse
 from bpsrun.label.studio_api import error_text, shorten
 from tests.conftest import run_bpsrun, snapshot
 
@@ -17,7 +17,7 @@ PICKS = ["P1_1-A1_001_001_proj.tif", "P1_1-A1_001_002_proj.tif", "P2_2-B3_004_00
 
 def labels_of(data, picks=PICKS, campaign="c"):
     annotations = parse(flatten(data, "export.json"), picks, CLASSES, campaign)
-    return {f: a.label for f, a in newest_per_file(annotations).items()}
+    return {a.file: a.label for a in one_vote_each(annotations)}
 
 
 def test_json_min_newest_annotation_wins_and_urls_are_unquoted():
@@ -160,6 +160,55 @@ def test_export_from_another_campaign_is_refused_and_state_kept(tmp_path, shared
     assert snapshot(out / "mine") == before
 
 
+def annotations_of(data, picks=PICKS):
+    return sorted(
+        (a.file, a.annotator, a.label, a.lead_time, a.annotation_id)
+        for a in one_vote_each(parse(flatten(data, "export.json"), picks, CLASSES, "c"))
+    )
+
+
+def test_json_min_of_two_annotators_keeps_every_vote_and_its_time():
+    data = [
+        {"file_name": PICKS[0], "id": 1, "choice": "track", "annotator": 1, "annotation_id": 1,
+         "updated_at": "2026-01-01T10:00:00Z", "lead_time": 8.5},
+        {"file_name": PICKS[0], "id": 1, "choice": "no track", "annotator": 2, "annotation_id": 2,
+         "updated_at": "2026-01-01T10:01:00Z", "lead_time": 3},
+        # annotator 1 again on the same image, later: one vote, the newest
+        {"file_name": PICKS[0], "id": 1, "choice": "no track", "annotator": 1, "annotation_id": 5,
+         "updated_at": "2026-01-01T11:00:00Z", "lead_time": 20.25},
+        {"file_name": PICKS[1], "id": 2, "choice": "track", "annotation_id": 3},  # no annotator, no time
+    ]  # fmt: skip
+    assert annotations_of(data) == [
+        (PICKS[0], "1", "no track", 20.25, 5),
+        (PICKS[0], "2", "no track", 3.0, 2),
+        (PICKS[1], "unknown", "track", None, 3),
+    ]
+
+
+def test_full_json_expanded_completed_by_and_lead_time():
+    def annotation(aid, label, who, **extra):
+        result = [{"from_name": "choice", "to_name": "image", "type": "choices", "value": {"choices": [label]}}]
+        return {"id": aid, "result": result, "completed_by": who, "updated_at": f"2026-01-0{aid}", **extra}
+
+    task = {"id": 7, "data": {"image": "/x", "file_name": PICKS[0]}, "annotations": [
+        annotation(1, "track", {"id": 1, "email": "a@lab.org"}, lead_time=4.5),
+        annotation(2, "no track", {"id": 2}, lead_time=0.75),
+        annotation(3, "track", 3),
+    ]}  # fmt: skip
+    assert annotations_of([task]) == [
+        (PICKS[0], "2", "no track", 0.75, 2),
+        (PICKS[0], "3", "track", None, 3),
+        (PICKS[0], "a@lab.org", "track", 4.5, 1),
+    ]
+
+
+@pytest.mark.parametrize("value", [-1, float("nan"), "abc", True])
+def test_a_bad_lead_time_is_refused_naming_the_record(value):
+    data = [{"file_name": PICKS[1], "choice": "track"}, {"file_name": PICKS[0], "choice": "track", "lead_time": value}]
+    with pytest.raises(BpsrunError, match=r"^export.json: record 1: lead_time .* is not a number of seconds >= 0"):
+        annotations_of(data)
+
+
 def response(status: int, body: bytes, content_type: str) -> requests.Response:
     r = requests.Response()
     r.status_code, r._content, r.headers["Content-Type"] = status, body, content_type
@@ -197,12 +246,12 @@ def test_two_exports_of_one_task_newest_wins_and_an_undecidable_conflict_is_refu
     older = export("a.json", "track", "2026-01-01T10:00:00Z", 1)
     newer = export("b.json", "no track", "2026-01-02T10:00:00Z", 1)
     for records in (older + newer, newer + older):  # whichever export is read first
-        assert newest_per_file(parse(records, picks, CLASSES, "c"))[picks[0]].label == "no track"
+        assert [a.label for a in one_vote_each(parse(records, picks, CLASSES, "c"))] == ["no track"]
     same = export("a.json", "track", "", 1) + export("b.json", "track", "", 1)
-    assert newest_per_file(parse(same, picks, CLASSES, "c"))[picks[0]].label == "track"  # agreeing copies: fine
+    assert [a.label for a in one_vote_each(parse(same, picks, CLASSES, "c"))] == ["track"]  # agreeing copies: fine
     conflict = export("a.json", "track", "", 1) + export("b.json", "no track", "", 1)
     with pytest.raises(BpsrunError, match=r"b.json: record 0: .* is 'no track' here but 'track' in a.json"):
-        newest_per_file(parse(conflict, picks, CLASSES, "c"))
+        one_vote_each(parse(conflict, picks, CLASSES, "c"))
 
 
 def test_an_export_saved_before_the_package_is_rebuilt_is_kept(tmp_path):

@@ -1,4 +1,5 @@
-"""Label Studio exports (JSON-MIN or full JSON) -> one label per picked file, with errors that name the record."""
+"""Label Studio exports (JSON-MIN or full JSON) -> every annotation of the picked files (one vote per annotator and
+image), with errors that name the record."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from bpsrun.errors import BpsrunError
-from bpsrun.label.jsonmin import CHOICE_KEY
+from bpsrun.label.jsonmin import CHOICE_KEY, lead_time_seconds
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,8 @@ class Annotation:
     task_id: int | None
     annotation_id: int
     updated_at: str
-    annotator: Any
+    annotator: str  # Label Studio user id or email; "unknown" when the record names none
+    lead_time: float | None  # seconds the task was open (idle time included); None: unknown, never 0
     where: str  # "<export file>: record <i>", for messages
 
 
@@ -71,11 +73,31 @@ def task_records(item: dict[str, Any], where: str) -> list[tuple[dict[str, Any],
         choices = [r["value"]["choices"] for r in annotation.get("result") or [] if r.get("from_name") == CHOICE_KEY]
         rec = {**task, "id": item.get("id"), "annotation_id": annotation.get("id", 0)}
         rec["updated_at"] = annotation.get("updated_at") or annotation.get("created_at") or ""
-        rec["annotator"] = annotation.get("completed_by")
+        rec["annotator"] = annotator_of(annotation.get("completed_by"))
+        if "lead_time" in annotation:
+            rec["lead_time"] = annotation["lead_time"]
         if choices and choices[0]:  # an empty choice list is no label
             rec[CHOICE_KEY] = choices[0][0] if len(choices[0]) == 1 else {"choices": choices[0]}
         out.append((rec, f"{where} (annotation {annotation.get('id')})"))
     return out
+
+
+def annotator_of(completed_by: Any) -> Any:
+    """Full JSON's `completed_by`: a user id, or an expanded user object (its email, else its id)."""
+    if isinstance(completed_by, dict):
+        return completed_by.get("email") or completed_by.get("id")
+    return completed_by
+
+
+def lead_time_of(rec: dict[str, Any], where: str) -> float | None:
+    """Seconds, or None when the record has none (older exports, annotations created over the API)."""
+    try:
+        return lead_time_seconds(rec.get("lead_time"))
+    except ValueError:
+        raise BpsrunError(
+            f"{where}: lead_time {rec['lead_time']!r} is not a number of seconds >= 0; fix or remove it (null: time "
+            f"unknown) and rerun"
+        ) from None
 
 
 def parse(
@@ -104,27 +126,31 @@ def parse(
             )
         stamp = str(rec.get("updated_at") or rec.get("created_at") or "")
         task_id = rec.get("id")
-        out.append(
-            Annotation(file, label, task_id, int(rec.get("annotation_id") or 0), stamp, rec.get("annotator"), where)
-        )
+        who = rec.get("annotator")
+        annotator = "unknown" if who in (None, "") else str(who)
+        aid = int(rec.get("annotation_id") or 0)
+        out.append(Annotation(file, label, task_id, aid, stamp, annotator, lead_time_of(rec, where), where))
     return out
 
 
-def newest_per_file(annotations: list[Annotation]) -> dict[str, Annotation]:
-    """The newest annotation of each image wins (update time, then annotation id), across every export read.
+def one_vote_each(annotations: list[Annotation]) -> list[Annotation]:
+    """Every annotator's newest annotation of each image (update time, then annotation id), across every export
+    read: an annotator labeling an image twice is one vote, two annotators are two.
 
-    One image in two tasks means it was imported twice, and two different labels that are equally new (exports
-    without times, or the same annotation edited in two exports): which label stands would be a guess, so both
-    are errors naming the records.
+    One image in two tasks means it was imported twice, and one annotator's two different labels that are equally
+    new (exports without times, or the same annotation edited in two exports): which label stands would be a guess,
+    so both are errors naming the records.
     """
-    best: dict[str, Annotation] = {}
+    task_of: dict[str, Annotation] = {}
+    best: dict[tuple[str, str], Annotation] = {}
     for a in annotations:
-        other = best.get(a.file)
-        if other is not None and None not in (a.task_id, other.task_id) and a.task_id != other.task_id:
+        first = task_of.setdefault(a.file, a)
+        if None not in (a.task_id, first.task_id) and a.task_id != first.task_id:
             raise BpsrunError(
-                f"{a.where}: {a.file} is labeled in two tasks ({other.task_id} in {other.where}, and {a.task_id}); "
+                f"{a.where}: {a.file} is labeled in two tasks ({first.task_id} in {first.where}, and {a.task_id}); "
                 f"import each image once and label it there"
             )
+        other = best.get((a.file, a.annotator))
         if other is not None and (a.updated_at, a.annotation_id) == (other.updated_at, other.annotation_id):
             if a.label != other.label:
                 raise BpsrunError(
@@ -133,8 +159,8 @@ def newest_per_file(annotations: list[Annotation]) -> dict[str, Annotation]:
                 )
             continue
         if other is None or (a.updated_at, a.annotation_id) > (other.updated_at, other.annotation_id):
-            best[a.file] = a
-    return best
+            best[a.file, a.annotator] = a
+    return list(best.values())
 
 
 def read_export(path: Path) -> list[tuple[dict[str, Any], str]]:

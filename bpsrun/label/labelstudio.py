@@ -28,7 +28,7 @@ from bpsrun.data.images import png_bytes
 from bpsrun.errors import AwaitingLabels, BpsrunError
 from bpsrun.files import atomic_dir, atomic_write_text
 from bpsrun.label.base import LabelContext
-from bpsrun.label.exports import Annotation, flatten, newest_per_file, parse, read_export
+from bpsrun.label.exports import Annotation, flatten, one_vote_each, parse, read_export
 from bpsrun.label.jsonmin import CHOICE_KEY, record
 from bpsrun.label.studio_api import LabelStudio
 from bpsrun.progress import progress
@@ -227,8 +227,8 @@ class LabelStudioLabeler:
             found, source = self.from_exports(r, validation, packages)
         else:
             found, source = self.live(r, picks, validation), f"project {self.campaign!r} at {self.cfg.url}"
-        labels = {f: found[f] for f in picks if f in found}
-        val = {f: found[f] for f in validation if f in found}
+        labels = {a.file for a in found} & set(picks)  # images with at least one annotation
+        val = {a.file for a in found} & set(validation)
         if picks and (not labels or (len(labels) < len(picks) and self.cfg.partial == "wait")):
             raise AwaitingLabels(self.waiting_message(r, len(labels), len(picks), source, len(val), len(validation)))
         if len(labels) < len(picks):
@@ -239,12 +239,12 @@ class LabelStudioLabeler:
                 len(picks),
             )
         sent_in = {t["data"]["file_name"]: folder for folder, tasks in packages.items() for t in tasks}
-        return [self.as_record(a, sent_in[a.file]) for a in [*labels.values(), *val.values()]]
+        return [self.as_record(a, sent_in[a.file]) for a in found if a.file in labels | val]
 
     def from_exports(
         self, r: int, validation: list[str], packages: dict[Path, list[dict[str, Any]]]
-    ) -> tuple[dict[str, Annotation], str]:
-        """The newest label per image in the exports saved beside round r's tasks (and, for validation images,
+    ) -> tuple[list[Annotation], str]:
+        """Each annotator's newest label per image in the exports saved beside round r's tasks (and, for validation images,
         beside any round's tasks: the labeller may finish them in the project they came with)."""
         folders = list(packages) if validation else [self.folder(r)]
         annotations, read = [], []
@@ -253,12 +253,12 @@ class LabelStudioLabeler:
             for path in sorted(p for p in folder.glob("*.json") if p.name != "tasks.json"):
                 annotations += parse(read_export(path), names, self.classes, self.campaign)
                 read.append(path.name if folder == self.folder(r) else f"{folder.parent.name}/{path.name}")
-        return newest_per_file(annotations), ", ".join(read) or "no export yet"
+        return one_vote_each(annotations), ", ".join(read) or "no export yet"
 
     def as_record(self, a: Annotation, folder: Path) -> dict[str, Any]:
         url = self.url_of(folder / "images" / render_name(a.file))
         rec = record(a.task_id or 0, a.file, url, a.label, a.annotator)
-        return {**rec, "annotation_id": a.annotation_id, "updated_at": a.updated_at}
+        return {**rec, "annotation_id": a.annotation_id, "updated_at": a.updated_at, "lead_time": a.lead_time}
 
     def waiting_message(self, r: int, done: int, n: int, source: str, val_done: int, n_val: int) -> str:
         val = f"; {val_done} of {n_val} validation images" if n_val else ""
@@ -274,7 +274,7 @@ class LabelStudioLabeler:
 
     # -- live mode -----------------------------------------------------------------------------------------
 
-    def live(self, r: int, picks: list[str], validation: list[str]) -> dict[str, Annotation]:
+    def live(self, r: int, picks: list[str], validation: list[str]) -> list[Annotation]:
         """Storage and tasks (imported once, after Label Studio is seen serving a render), then JSON-MIN of the
         round and of the validation images, waiting if asked to."""
         client, project = self.client, self.project
@@ -304,7 +304,7 @@ class LabelStudioLabeler:
                 f"LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true and --document-root {self.document_root}"
             )
 
-    def poll(self, project: int, r: int, picks: list[str], validation: list[str]) -> dict[str, Annotation]:
+    def poll(self, project: int, r: int, picks: list[str], validation: list[str]) -> list[Annotation]:
         """The labels so far of the round's picks and of `validation`; with labeling.wait, once the picks (and,
         with split.require_val, the validation images) are all in, or labeling.timeout_s has passed."""
         deadline = time.monotonic() + float(self.cfg.timeout_s) if self.cfg.timeout_s else None
@@ -319,13 +319,14 @@ class LabelStudioLabeler:
                 mine = [rec for rec in rows if rec.get("round") == r and rec.get("kind") != VALIDATION]
                 held_out = [rec for rec in rows if rec.get("kind") == VALIDATION and rec.get("file_name") in wanted]
                 where = f"Label Studio project {self.campaign!r}"
-                labels = newest_per_file(parse(flatten(mine, where), picks, self.classes, self.campaign))
-                val = newest_per_file(parse(flatten(held_out, where), validation, self.classes, self.campaign))
-                bar.update(len(labels) - bar.n)
-                v.update(len(val) - v.n)
-                done = len(labels) == len(picks) and (len(val) == len(validation) or not self.require_val)
+                labels = one_vote_each(parse(flatten(mine, where), picks, self.classes, self.campaign))
+                val = one_vote_each(parse(flatten(held_out, where), validation, self.classes, self.campaign))
+                n_labels, n_val = len({a.file for a in labels}), len({a.file for a in val})
+                bar.update(n_labels - bar.n)
+                v.update(n_val - v.n)
+                done = n_labels == len(picks) and (n_val == len(validation) or not self.require_val)
                 if not self.cfg.wait or done or (deadline and time.monotonic() > deadline):
-                    return {**labels, **val}
+                    return [*labels, *val]
                 time.sleep(float(self.cfg.poll_s))
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import zlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+import numpy as np
 
 from bpsrun.errors import BpsrunError
 from bpsrun.label.base import LabelContext
@@ -37,14 +40,30 @@ def read_truth(path: Path, classes: list[str]) -> dict[str, str]:
     return truth
 
 
+def simulated_seconds(seed: int, round_: int, file: str, median_seconds: float, sigma: float) -> float:
+    """A model of one annotation's time, not a measurement: lognormal around `median_seconds`, drawn from the
+    seed, round and file so that reruns and a changed order of picks give the same times."""
+    rng = np.random.default_rng([seed, round_, zlib.crc32(file.encode())])
+    return float(median_seconds * np.exp(sigma * rng.standard_normal()))
+
+
 class Oracle:
     """Labels files from ground truth, as JSON-MIN records shaped like a Label Studio export."""
 
-    def __init__(self, context: LabelContext):
+    def __init__(
+        self,
+        context: LabelContext,
+        median_seconds: float | None = None,
+        sigma: float = 0.5,
+        seed: int = 0,
+    ):
         if context.truth_csv is None:
             raise BpsrunError("labeling=oracle needs ground truth; set dataset.truth_csv=FILE (filename,label)")
+        if median_seconds is not None and not median_seconds > 0:
+            raise BpsrunError(f"labeling.median_seconds={median_seconds}: use seconds > 0, or null for no times")
         self.truth_csv = Path(context.truth_csv)
         self.classes = context.classes
+        self.median_seconds, self.sigma, self.seed = median_seconds, sigma, seed
         self._truth: dict[str, str] | None = None
 
     @property
@@ -58,7 +77,13 @@ class Oracle:
         missing = [f for f in files if f not in self.truth]
         if missing:
             raise BpsrunError(f"{self.truth_csv}: no ground truth for {missing[:3]} ({len(missing)} files); add rows")
-        return [
+        records = [
             record(i, f, f"/data/local-files/?d={quote(f)}", self.truth[f], annotator="oracle")
             for i, f in enumerate(files, start=1)
         ]
+        if self.median_seconds is not None:  # without a time model records carry no lead_time (unknown)
+            for rec in records:
+                rec["lead_time"] = simulated_seconds(
+                    self.seed, round_, rec["file_name"], self.median_seconds, self.sigma
+                )
+        return records

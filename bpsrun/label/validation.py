@@ -39,11 +39,16 @@ def read_validation(layout: Layout, classes: list[str]) -> dict[str, str]:
     return read_labels(path, classes) if path.exists() else {}
 
 
+def vote_of(rec: dict[str, Any]) -> tuple[str, str]:
+    return file_of(rec), str(rec.get("annotator") or "unknown")
+
+
 def keep_validation(layout: Layout, records: list[dict[str, Any]]) -> None:
-    """Add labels of validation images to validation/labels.json (atomically; a newer label of an image wins)."""
+    """Add labels of validation images to validation/labels.json (atomically): one record per image and
+    annotator, the newer winning (an annotator's second label of an image is a correction, not a second vote)."""
     if not records:
         return
     path = layout.validation_labels
-    kept = {file_of(rec): rec for rec in (layout.read_state(path) if path.exists() else [])}
-    kept.update({file_of(rec): rec for rec in records})
+    kept = {vote_of(rec): rec for rec in (layout.read_state(path) if path.exists() else [])}
+    kept.update({vote_of(rec): rec for rec in records})
     atomic_write_json(path, list(kept.values()))

@@ -12,7 +12,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from bpsrun.context import Context
-from bpsrun.label.jsonmin import read_labels
+from bpsrun.label.agreement import agreement_metrics
+from bpsrun.label.jsonmin import read_labels, read_records
+from bpsrun.label.timing import labeling_metrics
 from bpsrun.serve.registry import log_round_model
 from bpsrun.tracking.figures import confusion_png, picks_png, short
 from bpsrun.tracking.runs import Tracker, summary_metrics
@@ -81,7 +83,24 @@ def log_round(ctx: Context, tracker: Tracker, r: int) -> None:
         if ctx.cfg.tracking.get("log_model", True):  # the round's model, registered (bpsrun.serve)
             log_round_model(ctx, tracker, r, config)
         tracker.finish_round(r, metrics["n_labeled"], summary_metrics(metrics), [*files, config, Path(archive)])
+    log_labeling(ctx, tracker, r, metrics)
     log.info("round %d: logged to MLflow (%s)", r, ctx.cfg.tracking.uri)
+
+
+def round_labeling(ctx: Context, r: int) -> dict[str, float]:
+    cap = float(ctx.cfg.labeling.get("max_seconds_per_label", 600))
+    return labeling_metrics(read_records(ctx.layout.labels(r), ctx.classes), cap)
+
+
+def log_labeling(ctx: Context, tracker: Tracker, r: int, metrics: dict[str, Any]) -> None:
+    """The round's labeling/* and agreement/* metrics, and the parent's accuracy curve stepped by cumulative
+    labeling seconds (only once some time is known: an unknown time is not 0)."""
+    labeling = round_labeling(ctx, r)
+    records = read_records(ctx.layout.labels(r), ctx.classes)
+    tracker.log_metrics(r, {**labeling, **agreement_metrics(records, ctx.labels_until(r), ctx.classes, r)})
+    if "labeling/seconds" in labeling and "val_accuracy" in metrics:
+        seconds = sum(round_labeling(ctx, k).get("labeling/seconds", 0.0) for k in range(1, r + 1))
+        tracker.log_parent_point("val/accuracy_by_labeling_seconds", float(metrics["val_accuracy"]), int(seconds))
 
 
 def log_late_scores(ctx: Context, tracker: Tracker, r: int, metrics: dict[str, Any]) -> None:

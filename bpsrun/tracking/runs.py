@@ -120,6 +120,11 @@ class Tracker:
             log_metrics(self.client, self.parent_id, [Metric(k, v, now, n_labeled) for k, v in summary.items()])
         self._status(run_id, RunStatus.to_string(RunStatus.FINISHED))
 
+    def log_parent_point(self, key: str, value: float, step: int) -> None:
+        """One point of a campaign curve on the parent run, once per step (a rerun logs nothing twice)."""
+        if step not in {m.step for m in self.client.get_metric_history(self.parent_id, key)}:
+            log_metrics(self.client, self.parent_id, [Metric(key, value, int(time.time() * 1000), step)])
+
     def log_reference(
         self, name: str, params: dict[str, Any], history: list[dict[str, float]], summary: dict[str, float]
     ) -> None:
