@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from bpsrun.data.pool import PoolStack
-from bpsrun.embed import ssl
+from bpsrun.embed import selfsup
 from bpsrun.embed.base import EmbedContext
 from bpsrun.embed.encoder import Encoder
 from bpsrun.errors import BpsrunError
@@ -131,7 +131,7 @@ def test_a_model_on_the_embedding_refuses_another_image_size():
 def test_finetune_trains_the_backbone_copy_and_predicts():
     cfg = config("model=finetune")
     trainers = Trainers(cfg.trainer)
-    backbone = ssl.ssl_backbone(width=4)
+    backbone = selfsup.ssl_backbone(width=4)
     start = {k: v.clone() for k, v in backbone.state_dict().items()}
     m = learner("finetune", Encoder(lambda: ToyBackbone(backbone), trainers))
     x, y = toy_problem(16, 4)
@@ -163,13 +163,13 @@ def test_the_ssl_embedding_keeps_its_backbone_computed_once_per_pool(tmp_path, m
     cfg = config("embedding.epochs=1", "embedding.width=4", "embedding.batch_size=8")
     trainers = Trainers(cfg.trainer)
     images = toy_problem(16, 5)[0]
-    original, trained = ssl.train_ssl, []
+    original, trained = selfsup.train_ssl, []
 
     def counting(*args):
         trained.append(1)
         return original(*args)
 
-    monkeypatch.setattr(ssl, "train_ssl", counting)
+    monkeypatch.setattr(selfsup, "train_ssl", counting)
 
     def part(campaign: str):
         return build(cfg.embedding, "embedding", context=embed_context(tmp_path, campaign, images, trainers))

@@ -8,7 +8,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from bpsrun.embed import ssl
+from bpsrun.embed import selfsup
 from bpsrun.embed.objectives import BYOLObjective
 from bpsrun.model.trainers import Trainers
 from tests.conftest import REPO
@@ -16,10 +16,10 @@ from tests.conftest import REPO
 TINY = ["embedding.epochs=1", "embedding.width=4", "embedding.batch_size=16", "trainer.threads=1"]
 
 
-def settings_of(method: str) -> tuple[ssl.SSLSettings, Trainers]:
+def settings_of(method: str) -> tuple[selfsup.SSLSettings, Trainers]:
     with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=[f"embedding/method={method}", *TINY])
-    return ssl.SSLSettings.of(**cfg.embedding), Trainers(cfg.trainer)
+    return selfsup.SSLSettings.of(**cfg.embedding), Trainers(cfg.trainer)
 
 
 @pytest.fixture(scope="module")
@@ -31,20 +31,20 @@ def images() -> np.ndarray:
 def test_each_method_trains_the_backbone_and_the_same_seed_gives_the_same_weights(method, images):
     settings, trainers = settings_of(method)
     assert settings.method_name.lower() == method
-    untrained = ssl.ssl_backbone(settings.width)
-    a = ssl.train_ssl(images, trainers, settings, seed=3).backbone.state_dict()
-    b = ssl.train_ssl(images, trainers, settings, seed=3).backbone.state_dict()
+    untrained = selfsup.ssl_backbone(settings.width)
+    a = selfsup.train_ssl(images, trainers, settings, seed=3).backbone.state_dict()
+    b = selfsup.train_ssl(images, trainers, settings, seed=3).backbone.state_dict()
     assert set(a) == set(untrained.state_dict())  # every method leaves the network learners build on
     assert all(torch.equal(a[k], b[k]) for k in a)
     weights = [k for k in a if k.endswith("weight")]
     assert any(not torch.equal(a[k], untrained.state_dict()[k]) for k in weights)
-    assert not any(torch.equal(a[k], ssl.train_ssl(images, trainers, settings, seed=4).backbone.state_dict()[k])
+    assert not any(torch.equal(a[k], selfsup.train_ssl(images, trainers, settings, seed=4).backbone.state_dict()[k])
                    for k in weights)  # fmt: skip
 
 
 def test_byol_target_is_an_ema_of_the_online_network_frozen_at_the_end():
     torch.manual_seed(0)
-    backbone = ssl.ssl_backbone(4)
+    backbone = selfsup.ssl_backbone(4)
     byol = BYOLObjective(backbone, feature_dim=16, momentum=0.9)
     key = "0.weight"
     start = byol.target_backbone.state_dict()[key].clone()

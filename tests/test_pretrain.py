@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 
 from bpsrun.campaign import Campaign
 from bpsrun.data.synthetic import SyntheticSpec, generate
-from bpsrun.embed import ssl
+from bpsrun.embed import selfsup
 from bpsrun.embed.pretrain import pretrain, state_dir
 from bpsrun.errors import BpsrunError
 from tests.conftest import REPO, compose_config, run_in_process
@@ -39,10 +39,10 @@ def backbone(archive, tmp_path_factory) -> Path:
 def test_the_pretrained_file_says_what_it_was_trained_on(backbone):
     saved = torch.load(backbone, weights_only=True)
     assert {k: saved[k] for k in ("format", "method", "image_size", "in_channels", "width", "epochs", "images")} == {
-        "format": ssl.FORMAT, "method": "vicreg", "image_size": 32, "in_channels": 1, "width": 16, "epochs": 2,
+        "format": selfsup.FORMAT, "method": "vicreg", "image_size": 32, "in_channels": 1, "width": 16, "epochs": 2,
         "images": 30,
     }  # fmt: skip
-    assert set(saved["state_dict"]) == set(ssl.ssl_backbone(16).state_dict())
+    assert set(saved["state_dict"]) == set(selfsup.ssl_backbone(16).state_dict())
     assert not state_dir(backbone).exists()  # the training state goes once the file is written
 
 
@@ -50,7 +50,7 @@ def test_campaigns_reuse_the_checkpoint_without_training(backbone, tmp_path, sha
     def no_training(*args, **kwargs):
         raise AssertionError("SimCLR trained despite embedding.checkpoint")
 
-    monkeypatch.setattr(ssl, "train_ssl", no_training)
+    monkeypatch.setattr(selfsup, "train_ssl", no_training)
     caplog.set_level(logging.INFO, logger="bpsrun")
     for name, seed in (("a", 0), ("b", 1)):
         run_in_process(f"campaign={name}", f"seed={seed}", f"embedding.checkpoint={backbone}", outputs=tmp_path,
@@ -58,7 +58,7 @@ def test_campaigns_reuse_the_checkpoint_without_training(backbone, tmp_path, sha
     a, b = (np.load(tmp_path / name / "embeddings" / "ssl.npy") for name in "ab")
     assert np.array_equal(a, b) and a.shape[1] == 64
     assert "with the pretrained backbone" in caplog.text and "with VICReg" not in caplog.text
-    net = ssl.ssl_backbone(16)
+    net = selfsup.ssl_backbone(16)
     net.load_state_dict(torch.load(tmp_path / "a" / "embeddings" / "ssl.pt", weights_only=True))
     saved = torch.load(backbone, weights_only=True)["state_dict"]
     assert all(torch.equal(v, saved[k]) for k, v in net.state_dict().items())  # the campaign keeps the same network
@@ -84,10 +84,10 @@ def test_a_checkpoint_of_other_channels_or_format_is_refused(backbone, tmp_path)
     saved = torch.load(backbone, weights_only=True)
     torch.save({**saved, "in_channels": 3}, tmp_path / "rgb.pt")
     with pytest.raises(BpsrunError, match=r"rgb.pt: pretrained with in_channels 3 but embedding.in_channels=1"):
-        ssl.read_pretrained(str(tmp_path / "rgb.pt"), 32, 16)
+        selfsup.read_pretrained(str(tmp_path / "rgb.pt"), 32, 16)
     torch.save(saved["state_dict"], tmp_path / "bare.pt")  # a campaign's embeddings/ssl.pt is no such file
-    with pytest.raises(BpsrunError, match=rf"bare.pt: not a {ssl.FORMAT} file; pass embedding.checkpoint"):
-        ssl.read_pretrained(str(tmp_path / "bare.pt"), 32, 16)
+    with pytest.raises(BpsrunError, match=rf"bare.pt: not a {selfsup.FORMAT} file; pass embedding.checkpoint"):
+        selfsup.read_pretrained(str(tmp_path / "bare.pt"), 32, 16)
 
 
 def test_a_missing_or_unreadable_checkpoint_is_named(tmp_path, shared_data):
@@ -106,11 +106,11 @@ def test_a_registered_backbone_is_found_by_its_models_uri(archive, backbone, tmp
     with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
         overrides = [f"images={archive}", f"out={out}", *TINY, "register=archive", f"embedding.tracking_uri='{store}'"]
         pretrain(compose("pretrain", overrides=overrides))
-    digest = ssl.read_pretrained(str(out), 32, 16).digest
+    digest = selfsup.read_pretrained(str(out), 32, 16).digest
     for uri in ("models:/archive/1", "models:/archive@latest"):
-        assert ssl.read_pretrained(uri, 32, 16, store).digest == digest  # the cache key: the same file, anywhere
+        assert selfsup.read_pretrained(uri, 32, 16, store).digest == digest  # the cache key: the same file, anywhere
     with pytest.raises(BpsrunError, match=r"models:/other/1: no such model in sqlite:.*; check the name") as exc:
-        ssl.read_pretrained("models:/other/1", 32, 16, store)
+        selfsup.read_pretrained("models:/other/1", 32, 16, store)
     assert "\n" not in str(exc.value)
 
 

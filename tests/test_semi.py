@@ -12,7 +12,7 @@ import torch
 
 from bpsrun.data.datamodule import StackRows
 from bpsrun.data.pool import PoolStack
-from bpsrun.embed import ssl
+from bpsrun.embed import selfsup
 from bpsrun.embed.encoder import Encoder
 from bpsrun.model.semi import cutout
 from bpsrun.model.trainers import Trainers
@@ -28,7 +28,7 @@ TRAIN = [i for i in range(N) if i % 5]  # the training pool's rows
 def backbone() -> torch.nn.Module:
     """The same small SimCLR network for every learner, as one embedding would give."""
     torch.manual_seed(0)
-    return ssl.ssl_backbone(width=4)
+    return selfsup.ssl_backbone(width=4)
 
 
 def semi_learner(pool, *overrides: str):

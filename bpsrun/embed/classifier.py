@@ -9,7 +9,7 @@ import numpy as np
 from torch import nn
 
 from bpsrun.embed.base import EmbedContext
-from bpsrun.embed.ssl import SSLEmbedding
+from bpsrun.embed.selfsup import SSLEmbedding
 from bpsrun.files import cached_npy
 
 

@@ -1,5 +1,5 @@
 """`bpsrun pretrain images=DIR out=FILE [embedding.* trainer.* overrides]`: a self-supervised backbone (VICReg by default) trained once on every image of an
-archive folder, its backbone written to FILE (ssl.FORMAT) for any campaign's `embedding.checkpoint=FILE`.
+archive folder, its backbone written to FILE (selfsup.FORMAT) for any campaign's `embedding.checkpoint=FILE`.
 
 The training state is saved after every epoch in FILE.ckpt/ (a Lightning checkpoint, with the decoded images): the
 same command run again after a kill or SIGTERM resumes from the last saved epoch. FILE.ckpt/ goes once FILE is written.
@@ -23,7 +23,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from bpsrun.data.pool import PoolStack
 from bpsrun.data.prepare import image_cache
-from bpsrun.embed.ssl import FORMAT, SelfSupervised, SSLEmbedding, SSLSettings, tracking_store, train_ssl
+from bpsrun.embed.selfsup import FORMAT, SelfSupervised, SSLEmbedding, SSLSettings, tracking_store, train_ssl
 from bpsrun.errors import BpsrunError
 from bpsrun.files import atomic_file, atomic_write_text, stable_hash
 from bpsrun.model.trainers import Trainers

@@ -1,7 +1,7 @@
 """model=semi: FixMatch (Sohn et al. 2020) on the embedding's network. Each step trains on a labeled batch and on
 `mu` times as many unlabeled images of the training pool: where the model is confident about an image's weak view
 (flips and 90-degree rotations), that prediction is the target for a strong view of the same image (SimCLR's
-crops, turns, blur, gain and noise, bpsrun.embed.ssl, then cutout). Validation images are never among them:
+crops, turns, blur, gain and noise, bpsrun.embed.selfsup, then cutout). Validation images are never among them:
 the context's `pool` gives the training pool only, and the round's labeled rows are taken out of it.
 """
 
@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from bpsrun.data.datamodule import Stack, StackDataModule, loader
 from bpsrun.data.pool import PoolStack
 from bpsrun.embed.encoder import Encoder
-from bpsrun.embed.ssl import Views, augment
+from bpsrun.embed.selfsup import Views, augment
 from bpsrun.faults import checkpoint
 from bpsrun.model.learner import FineTuned, Split
 from bpsrun.model.module import NucleusClassifier
