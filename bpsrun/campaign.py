@@ -31,6 +31,7 @@ from bpsrun.identity import check_identity
 from bpsrun.label.base import Labeler
 from bpsrun.label.oracle import read_truth
 from bpsrun.label.stage import check_labels, check_validation, gather_validation, label_round
+from bpsrun.label.timing import seconds_cap
 from bpsrun.label.validation import keep_validation, truth_records, val_source
 from bpsrun.layout import Layout
 from bpsrun.lock import campaign_lock
@@ -104,8 +105,7 @@ class Campaign:
         reference = train_reference(ctx, self.tracker) if cfg.reference.enabled and not ctx.val_missing() else None
         self.publish("lightly/.lightly/predictions/", round_=last)
         self.tracker.end("FINISHED")
-        cap = float(cfg.labeling.get("max_seconds_per_label", 600))
-        print(campaign_table(cfg.campaign, layout, last, reference, cap), flush=True)
+        print(campaign_table(cfg.campaign, layout, last, reference, seconds_cap(cfg)), flush=True)
         log.info("MLflow runs of this campaign: %s", self.tracker.runs_link())
         return float(ctx.read_metrics(last).get("val_accuracy", "nan"))  # nan: validation labels still missing
 

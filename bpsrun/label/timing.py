@@ -9,6 +9,13 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from omegaconf import DictConfig
+
+
+def seconds_cap(cfg: DictConfig) -> float:
+    """labeling.max_seconds_per_label (a key of every labeler, read by the campaign)."""
+    return float(cfg.labeling.get("max_seconds_per_label", 600))
+
 
 def labeling_metrics(records: list[dict[str, Any]], cap: float) -> dict[str, float]:
     """labeling/* metrics of one round: seconds (sum, capped), seconds_per_label (median), annotations,

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from bpsrun.context import Context
 from bpsrun.label.agreement import agreement_metrics
 from bpsrun.label.jsonmin import read_labels, read_records
-from bpsrun.label.timing import labeling_metrics
+from bpsrun.label.timing import labeling_metrics, seconds_cap
 from bpsrun.serve.registry import log_round_model
 from bpsrun.tracking.figures import confusion_png, picks_png, short
 from bpsrun.tracking.runs import Tracker, summary_metrics
@@ -87,19 +87,19 @@ def log_round(ctx: Context, tracker: Tracker, r: int) -> None:
     log.info("round %d: logged to MLflow (%s)", r, ctx.cfg.tracking.uri)
 
 
-def round_labeling(ctx: Context, r: int) -> dict[str, float]:
-    cap = float(ctx.cfg.labeling.get("max_seconds_per_label", 600))
-    return labeling_metrics(read_records(ctx.layout.labels(r), ctx.classes), cap)
+def round_labeling(ctx: Context, records: list[dict[str, Any]]) -> dict[str, float]:
+    return labeling_metrics(records, seconds_cap(ctx.cfg))
 
 
 def log_labeling(ctx: Context, tracker: Tracker, r: int, metrics: dict[str, Any]) -> None:
     """The round's labeling/* and agreement/* metrics, and the parent's accuracy curve stepped by cumulative
     labeling seconds (only once some time is known: an unknown time is not 0)."""
-    labeling = round_labeling(ctx, r)
     records = read_records(ctx.layout.labels(r), ctx.classes)
+    labeling = round_labeling(ctx, records)
     tracker.log_metrics(r, {**labeling, **agreement_metrics(records, ctx.labels_until(r), ctx.classes, r)})
     if "labeling/seconds" in labeling and "val_accuracy" in metrics:
-        seconds = sum(round_labeling(ctx, k).get("labeling/seconds", 0.0) for k in range(1, r + 1))
+        earlier = (round_labeling(ctx, read_records(ctx.layout.labels(k), ctx.classes)) for k in range(1, r))
+        seconds = labeling["labeling/seconds"] + sum(m.get("labeling/seconds", 0.0) for m in earlier)
         tracker.log_parent_point("val/accuracy_by_labeling_seconds", float(metrics["val_accuracy"]), int(seconds))
 
 
