@@ -15,7 +15,7 @@ from bpsrun.embed.base import EmbedContext, Embedding
 from bpsrun.embed.encoder import Encoder
 from bpsrun.export.predictions import read_predictions
 from bpsrun.label.base import LabelContext
-from bpsrun.label.consensus import majority
+from bpsrun.label.consensus import consensus_function
 from bpsrun.label.jsonmin import read_records
 from bpsrun.label.validation import read_validation
 from bpsrun.layout import Layout
@@ -36,6 +36,7 @@ class Context:
         self.classes: list[str] = list(cfg.task.classes)
         self.task: str = cfg.task.name
         self.seed = int(cfg.seed)
+        self.consensus = consensus_function(str(cfg.labeling.get("consensus", "majority")))
         self.trainers = Trainers(cfg.trainer)
         # the embedding's network for learners that build on it: one per run, so images are encoded once
         self.encoder = Encoder(self.embedding_part, self.trainers)
@@ -63,7 +64,7 @@ class Context:
         return self.rows_of(size, self.pool.train)
 
     def val_labels(self) -> dict[str, str]:
-        return read_validation(self.layout, self.classes)
+        return read_validation(self.layout, self.classes, self.seed)
 
     def val_missing(self) -> list[str]:
         """Validation images without a label yet (split.val_labels=labeler: the labeller's share of the work)."""
@@ -93,9 +94,11 @@ class Context:
         return [rec for k in range(1, r + 1) for rec in read_records(self.layout.labels(k), self.classes)]
 
     def labels_until(self, r: int) -> dict[str, str]:
-        """Round r's training labels: the consensus of all annotations so far (one annotator: their newest label),
-        ties broken by the model round r selected with."""
-        return majority(self.records_until(r), self.classes, self.seed, lambda files: self.previous_probs(r, files))
+        """Round r's training labels: labeling.consensus of all annotations so far (one annotator: their newest
+        label), with the model round r selected with (majority: for ties; crowdlab: throughout)."""
+        return self.consensus(
+            self.records_until(r), self.classes, self.seed, lambda files: self.previous_probs(r, files)
+        )
 
     def image_path(self, file: str) -> Path:
         return self.pool.path_of[file]

@@ -14,7 +14,13 @@ from omegaconf import DictConfig, OmegaConf
 from bpsrun.errors import BpsrunError
 
 # keys that describe a choice (run names, the split's defaults) rather than configure the part
-DESCRIPTIVE = ("name", "group_by", "stratify_by", "max_seconds_per_label")  # read by the campaign, not the part
+DESCRIPTIVE = (
+    "name",
+    "group_by",
+    "stratify_by",
+    "max_seconds_per_label",
+    "consensus",
+)  # read by the campaign, not the part
 
 
 def build(node: DictConfig, where: str, optional: Mapping[str, Any] | None = None, **runtime: Any) -> Any:

@@ -15,6 +15,7 @@ PRESETS = sorted(p.stem for p in (CONF / "selection").glob("*.yaml"))
 def test_all_presets_are_listed():
     assert PRESETS == [
         "active",
+        "activelab",
         "bald",
         "bps_balanced",
         "diversity",

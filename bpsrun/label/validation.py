@@ -14,7 +14,8 @@ from typing import Any
 
 from bpsrun.errors import BpsrunError
 from bpsrun.files import atomic_write_json
-from bpsrun.label.jsonmin import file_of, read_labels, record
+from bpsrun.label.consensus import majority
+from bpsrun.label.jsonmin import file_of, read_records, record
 from bpsrun.layout import Layout
 
 
@@ -34,9 +35,11 @@ def truth_records(files: list[str], truth: dict[str, str]) -> list[dict[str, Any
     return [record(i, f, f, truth[f], annotator="truth") for i, f in enumerate(files, start=1)]
 
 
-def read_validation(layout: Layout, classes: list[str]) -> dict[str, str]:
+def read_validation(layout: Layout, classes: list[str], seed: int) -> dict[str, str]:
+    """file -> validation label: the majority of its annotators, ties by a seeded draw (never by a model: these
+    labels judge the models)."""
     path = layout.validation_labels
-    return read_labels(path, classes) if path.exists() else {}
+    return majority(read_records(path, classes), classes, seed) if path.exists() else {}
 
 
 def vote_of(rec: dict[str, Any]) -> tuple[str, str]:

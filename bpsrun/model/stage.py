@@ -53,7 +53,10 @@ def train_round(ctx: Context, r: int) -> Learner:
     learner, scores = train_on(ctx, files, [labels[f] for f in files], seed=ctx.seed * 1000 + r)
     with atomic_file(ctx.layout.model(r)) as tmp:
         learner.save(tmp)
-    atomic_write_json(ctx.layout.metrics(r), {"round": r, "labels_digest": stable_hash(labels), **scores})
+    # a label is one image's consensus; an annotation is one person's work (two per image with overlap)
+    annotations = len(ctx.records_until(r))
+    metrics = {"round": r, "labels_digest": stable_hash(labels), "n_annotations": annotations, **scores}
+    atomic_write_json(ctx.layout.metrics(r), metrics)
     return learner
 
 

@@ -42,8 +42,7 @@ def number(low: float, high: float = float("inf"), optional: bool = False) -> tu
 
 
 # bpsrun's own strategy types: Lightly's validator does not know them (nor does the Worker run them), so their
-# entries are checked here, option -> (what it must be, check). They pick the whole round and take only
-# `input: {type: EMBEDDINGS}`.
+# entries are checked here, option -> (what it must be, check). They pick the whole round.
 EXTENSIONS: dict[str, dict[str, tuple[str, Callable[[Any], bool]]]] = {
     "TYPICLUST": {"num_nearest_neighbors": whole(1), "max_clusters": whole(1), "min_cluster_size": whole(1)},
     "PROBCOVER": {
@@ -51,7 +50,11 @@ EXTENSIONS: dict[str, dict[str, tuple[str, Callable[[Any], bool]]]] = {
         "purity": number(0.0, 1.0),
         "num_classes": whole(2, optional=True),
     },
+    "ACTIVELAB": {"max_annotations": whole(2, optional=True)},
 }
+# the input each extension reads: embeddings, or the previous round's predictions (with the labeled images'
+# annotations: ActiveLab may pick a labeled image for another annotation)
+EXTENSION_INPUT = {"TYPICLUST": "EMBEDDINGS", "PROBCOVER": "EMBEDDINGS", "ACTIVELAB": "PREDICTIONS"}
 # what Lightly's validator sees in an extension entry's place, so the rest of the config is still checked by it
 STAND_IN = {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}
 
@@ -62,7 +65,8 @@ def is_extension(entry: object) -> bool:
 
 
 def extension_entry(config: dict[str, Any], source: str = "selection config") -> dict[str, Any] | None:
-    """The round's TYPICLUST or PROBCOVER entry, if any: it produces the whole pick list, so it stands alone."""
+    """The round's TYPICLUST, PROBCOVER or ACTIVELAB entry, if any: it produces the whole pick list, so it stands
+    alone."""
     entries = config.get("strategies") or []
     for i, entry in enumerate(entries):
         if is_extension(entry):
@@ -82,8 +86,11 @@ def check_extension(entry: dict[str, Any], where: str) -> None:
     extra = sorted(set(entry) - {"input", "strategy"})
     if extra:
         raise BpsrunError(f"{where}: unknown key {extra[0]!r}; an entry has only the keys ['input', 'strategy']")
-    if entry.get("input") != {"type": "EMBEDDINGS"}:
-        raise BpsrunError(f"{where}: {kind} takes only input: {{type: EMBEDDINGS}}, got {entry.get('input')!r}")
+    wanted = {"type": EXTENSION_INPUT[kind]}
+    given = entry.get("input")
+    if not isinstance(given, dict) or {k: v for k, v in given.items() if k != "task"} != wanted:
+        shown = "{type: EMBEDDINGS}" if wanted["type"] == "EMBEDDINGS" else "{type: PREDICTIONS, task: <task>}"
+        raise BpsrunError(f"{where}: {kind} takes only input: {shown}, got {given!r}")
     for key, value in entry["strategy"].items():
         if key == "type":
             continue

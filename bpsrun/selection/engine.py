@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from bpsrun.errors import BpsrunError
+from bpsrun.selection.activelab import activelab
 from bpsrun.selection.config import extension_entry
 from bpsrun.selection.greedy import EPS, Diversity, Objective, greedy_select
 from bpsrun.selection.probcover import probcover
@@ -38,6 +39,9 @@ class SelectionInputs:
     categories: dict[str, list[str]] = field(default_factory=dict)  # task -> class names
     metadata: dict[str, np.ndarray] = field(default_factory=dict)  # key -> one value per candidate
     tags: dict[str, np.ndarray] = field(default_factory=dict)  # tag name -> embeddings of those samples
+    # ACTIVELAB only: candidates x annotators, each annotator's class index for a candidate, NaN for none (the
+    # candidates then include the labeled images, which may get another annotation)
+    annotations: np.ndarray | None = None
     default_seed: int = 0
 
 
@@ -147,9 +151,16 @@ def num_classes(strategy: dict[str, Any], inputs: SelectionInputs) -> int:
     return len(next(iter(inputs.categories.values())))
 
 
-def extension(strategy: dict[str, Any], inputs: SelectionInputs, n: int) -> list[int]:
-    """TYPICLUST or PROBCOVER: the whole pick list from the embeddings, labeled samples included in the pool."""
-    kind = strategy["type"]
+def extension(entry: dict[str, Any], inputs: SelectionInputs, n: int) -> list[int]:
+    """TYPICLUST or PROBCOVER: the whole pick list from the embeddings, labeled samples included in the pool;
+    ACTIVELAB: from the predictions and the labeled candidates' annotations."""
+    strategy, kind = entry["strategy"], entry["strategy"]["type"]
+    if kind == "ACTIVELAB":
+        if inputs.annotations is None:
+            raise BpsrunError("ACTIVELAB needs the labeled images' annotations (selection/backend=local only)")
+        return activelab(
+            predictions_for(entry["input"], inputs), inputs.annotations, n, strategy.get("max_annotations")
+        )
     x, labeled, seed = embeddings_for(inputs, kind), inputs.labeled_embeddings, inputs.default_seed
     options = {k: v for k, v in strategy.items() if k != "type" and v is not None}
     if kind == "TYPICLUST":
@@ -164,7 +175,7 @@ def select(config: dict[str, Any], inputs: SelectionInputs) -> list[int]:
     """
     n = budget(config, len(inputs.candidates))
     if (entry := extension_entry(config)) is not None:
-        return extension(entry["strategy"], inputs, n)
+        return extension(entry, inputs, n)
     static_log = np.zeros(len(inputs.candidates))
     available = np.ones(len(inputs.candidates), dtype=bool)
     dynamic: list[Objective] = []

@@ -15,8 +15,9 @@ from bpsrun.embed.base import Embedding
 from bpsrun.errors import BpsrunError
 from bpsrun.faults import checkpoint
 from bpsrun.files import atomic_write_json, atomic_write_text, cached_npy
+from bpsrun.label.consensus import votes
 from bpsrun.selection.backend import SelectionBackend
-from bpsrun.selection.config import round_config, validate
+from bpsrun.selection.config import extension_entry, round_config, validate
 from bpsrun.selection.engine import SelectionInputs
 
 log = logging.getLogger("bpsrun")
@@ -71,7 +72,7 @@ def check_picks(ctx: Context, r: int, picks: list[str], config: dict[str, Any]) 
         problem = "it lists an image twice"
     elif unknown := [f for f in picks if f not in pool]:
         problem = f"{unknown[0]!r} is not a training-pool image of manifest.csv (validation images are never picked)"
-    elif again := [f for f in picks if f in earlier]:
+    elif not relabels(config) and (again := [f for f in picks if f in earlier]):
         problem = f"{again[0]!r} was already picked in an earlier round"
     elif "n_samples" in config and len(picks) > int(config["n_samples"]):
         problem = f"it lists {len(picks)} images, more than the round's n_samples={config['n_samples']}"
@@ -82,11 +83,29 @@ def check_picks(ctx: Context, r: int, picks: list[str], config: dict[str, Any]) 
         )
 
 
+def relabels(config: dict[str, Any]) -> bool:
+    """Whether the round may pick labeled images again, for another annotation (ACTIVELAB)."""
+    entry = extension_entry(config)
+    return entry is not None and entry["strategy"]["type"] == "ACTIVELAB"
+
+
+def annotation_matrix(ctx: Context, r: int, files: list[str]) -> np.ndarray:
+    """files x annotators (every annotator of rounds 1..r-1): each one's class index for the file, NaN for none."""
+    by_file = votes(ctx.records_until(r - 1))
+    annotators = sorted({a for by in by_file.values() for a in by})
+    out = np.full((len(files), len(annotators)), np.nan)
+    for i, f in enumerate(files):
+        for a, label in by_file.get(f, {}).items():
+            out[i, annotators.index(a)] = ctx.classes.index(label)
+    return out
+
+
 def inputs_for(ctx: Context, r: int, config: dict[str, Any], embedding: Embedding) -> SelectionInputs:
-    """What the config's strategies read, for the pool images not labeled yet."""
+    """What the config's strategies read, for the pool images not labeled yet (and, for ACTIVELAB, the labeled
+    ones too)."""
     pool, layout = ctx.pool, ctx.layout
     earlier = layout.labeled_before(r)  # every earlier round's picks, read once
-    labeled = set(earlier)
+    labeled = set() if relabels(config) else set(earlier)
     candidates = [i for i in pool.train if pool.rows[i]["file"] not in labeled]
     inputs = SelectionInputs(
         candidates=pool.files(candidates),
@@ -104,6 +123,8 @@ def inputs_for(ctx: Context, r: int, config: dict[str, Any], embedding: Embeddin
         inputs.tags = {f"round_{k}": emb[[pool.train_index[f] for f in layout.read_selected(k)]] for k in range(1, r)}
     if used & MODEL_INPUTS and r > 1:
         inputs.predictions[ctx.task] = ctx.previous_probs(r, inputs.candidates)
+    if relabels(config):
+        inputs.annotations = annotation_matrix(ctx, r, inputs.candidates)
     if r > 1 and any(s["input"].get("score") == "uncertainty_bald" for s in config["strategies"]):
         inputs.mc_predictions[ctx.task] = mc_probs(ctx, r - 1)[:, rows]
     return inputs
