@@ -1,6 +1,6 @@
 """Label efficiency: a comparison sweep end to end (`python -m bpsrun -m experiment=...`), and its report tables.
 
-Usage: python benchmarks/label_efficiency.py [--experiment compare_strategies|compare_recipes]
+Usage: python benchmarks/label_efficiency.py [--experiment compare_strategies|compare_recipes|compare_annotators]
            [--task binary|three_class] [--outputs DIR] [--reuse] [--seeds N] [OVERRIDE ...]
 Runs the sweep into a fresh DIR (default outputs/benchmarks/<experiment>[-<task>]: its own data, embeddings and
 MLflow store, so the time is a cold start), timing it, and records its section of RESULTS.md; --reuse records an
@@ -28,6 +28,12 @@ EXPERIMENTS = {
         "Each arm is a whole recipe (conf/recipe/: learner and strategy): the seed tutorial's (`small_cnn/tutorial`: "
         "CNN from scratch, k-center cold start, then entropy) and bpsrun's (a linear probe on the frozen embedding, "
         "with its best strategy and with random), paired by seed with the tutorial's."
+    ),
+    "compare_annotators": (
+        "Each arm is a selection strategy with two simulated annotators who err at different rates, the same "
+        "number of annotations per round in every arm, paired by seed with random selection: `activelab` may "
+        "re-label a labeled image (by the annotator who has not labeled it), `active` and `random` label new "
+        "images only; all train on CROWDLAB's consensus."
     ),
 }
 EXTRA_BASELINES = {"compare_recipes": ["linear_probe/random"]}  # also: what the strategy adds under bpsrun's learner
