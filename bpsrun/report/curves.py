@@ -23,6 +23,9 @@ class Curve:
     accuracy: np.ndarray
     full: float | None
     strategy: str  # selection.name
+    minutes: np.ndarray | None = None  # cumulative labeling minutes per round; None: some time unknown
+    # labeled images per round, where `n_labeled` counts annotations (a re-label or a second annotator costs one)
+    images: np.ndarray | None = None
 
 
 def aulc(n_labeled: np.ndarray, accuracy: np.ndarray) -> float:
@@ -64,6 +67,8 @@ def campaign_metrics(curve: Curve, fraction: float = 0.95) -> dict[str, float]:
         out["full_supervision_accuracy"] = curve.full
         out["fraction_of_full"] = float(curve.accuracy[-1]) / curve.full
         out["labels_to_95pct_full"] = labels_to_reach(curve.n_labeled, curve.accuracy, fraction * curve.full)
+        if curve.minutes is not None:
+            out["minutes_to_95pct_full"] = labels_to_reach_between(curve.minutes, curve.accuracy, fraction * curve.full)
     return out
 
 
@@ -99,6 +104,18 @@ class Paired:
 
 
 @dataclass
+class ArmMinutes:
+    """An arm's accuracy against labeling minutes, when every seed's every time is known."""
+
+    to_target: tuple[float, float]  # minutes to the 95 % bar, interpolated, over the seeds that reached it
+    reached: int
+    # per round all seeds finished: mean cumulative minutes, mean accuracy and its bootstrap interval
+    minutes: np.ndarray
+    accuracy: np.ndarray
+    band: np.ndarray  # (2, rounds)
+
+
+@dataclass
 class ArmSummary:
     arm: str
     strategy: str
@@ -111,6 +128,9 @@ class ArmSummary:
     reached: int
     full: tuple[float, float]  # full supervision of the arm's learner, over seeds
     vs: Paired | None
+    minutes: ArmMinutes | None  # None: some labeling time of the arm unknown
+    images: float  # labeled images at the final round, mean over the seeds that count them (NaN: none does)
+    fewer_images: bool  # some seed has fewer labeled images than annotations (overlap, re-labels)
 
 
 @dataclass
@@ -172,6 +192,27 @@ def pair(arm: ArmSeeds, base: ArmSeeds, name: str) -> Paired:
     )
 
 
+def arm_minutes(group: list[Curve], target: dict[int, float]) -> ArmMinutes | None:
+    """Minutes to each seed's bar (linear between rounds, the first round's minutes if it already reaches it)
+    and the mean curve against minutes; None if any seed lacks minutes: the arm's cost is then unknown."""
+    if any(c.minutes is None for c in group):
+        return None
+    to = [labels_to_reach_between(c.minutes, c.accuracy, target.get(c.seed, math.nan)) for c in group]
+    rounds = min(len(c.minutes) for c in group)  # seeds meet round by round, not minute by minute
+    acc = np.array([c.accuracy[:rounds] for c in group])
+    return ArmMinutes(
+        to_target=mean_sd(to),
+        reached=sum(not math.isnan(v) for v in to),
+        minutes=np.mean([c.minutes[:rounds] for c in group], axis=0),
+        accuracy=acc.mean(axis=0),
+        band=np.array([bootstrap_ci(acc[:, r]) for r in range(rounds)]).T,
+    )
+
+
+def fewer_images(curve: Curve) -> bool:
+    return curve.images is not None and bool(np.any(curve.images != curve.n_labeled))
+
+
 def summarize(curves: list[Curve], baselines: dict[str, str | None], fraction: float = 0.95) -> list[ArmSummary]:
     """One row per arm, in first-seen order; `baselines` maps each arm to the arm it is paired with (or None)."""
     target = targets(curves, fraction)
@@ -196,6 +237,9 @@ def summarize(curves: list[Curve], baselines: dict[str, str | None], fraction: f
                 reached=sum(not math.isnan(v) for v in data.labels.values()),
                 full=mean_sd([c.full for c in group if c.full is not None]),
                 vs=pair(data, per_arm[base], base) if base in per_arm else None,
+                minutes=arm_minutes(group, target),
+                images=mean_sd([c.images[-1] for c in group if c.images is not None])[0],
+                fewer_images=any(map(fewer_images, group)),
             )
         )
     return rows

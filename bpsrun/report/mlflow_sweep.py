@@ -2,7 +2,7 @@
 
 The sweep run holds each arm's mean learning curve as a metric stepped by the number of labels, so the UI charts
 them side by side, and its figures against its baseline; parent runs get the same per-campaign figures (AULC,
-labels to 95 %) for compare view.
+labels and labeling minutes to 95 %) for compare view.
 Rebuilding a report replaces the sweep's run.
 """
 
@@ -31,6 +31,8 @@ def arm_metrics(row: ArmSummary, now: int) -> list[Metric]:
     single = {"aulc": row.aulc[0], "aulc_sd": row.aulc[1], "full_supervision": row.full[0]}
     if row.reached:
         single["labels_to_95pct_full"] = row.labels_to_target[0]
+    if row.minutes is not None and row.minutes.reached:
+        single["minutes_to_95pct_full"] = row.minutes.to_target[0]
     if row.vs is not None:
         vs = row.vs
         single |= {"aulc_vs_baseline": vs.aulc[0], "aulc_vs_baseline_sd": vs.aulc[1]}
