@@ -277,3 +277,76 @@ def test_an_export_saved_before_the_package_is_rebuilt_is_kept(tmp_path):
     assert (folder / "tasks.json").exists() and (folder / "images" / "x.tif.png").exists()
     assert (folder / "export.json").read_text() == '[{"file_name": "x.tif", "choice": "track"}]'
     assert (folder / "notes.txt").read_text() == "half done"
+
+
+def labeler_for(tmp_path: Path, probs=None, **keys):
+    """A file-mode labeler of campaign `campaign` under tmp_path, every image an 8x8 16-bit TIFF; `probs(r, files)`
+    the previous round's model."""
+    from PIL import Image
+
+    from bpsrun.label.base import LabelContext
+    from bpsrun.label.labelstudio import LabelStudioLabeler
+    from bpsrun.layout import Layout
+
+    image = tmp_path / "x.tif"
+    Image.new("I;16", (8, 8)).save(image)
+    layout = Layout(tmp_path / "campaign")
+    context = LabelContext("campaign", CLASSES, None, layout, lambda f: image, probs or (lambda r, f: None), True)
+    settings = dict(url=None, document_root=str(tmp_path), wait=False, poll_s=1, timeout_s=None, partial="wait")
+    return LabelStudioLabeler(context, **{**settings, "preannotate": False, **keys}), layout
+
+
+def confident(r: int, files: list[str]):
+    import numpy as np
+
+    return np.array([[0.8, 0.2]] * len(files))
+
+
+def test_a_pick_of_an_earlier_round_is_a_relabel_task_without_preannotation(tmp_path):
+    labeler, layout = labeler_for(tmp_path, confident, preannotate=True)
+    layout.round_dir(1).mkdir(parents=True)
+    layout.selected(1).write_text("\n".join(PICKS[:2]) + "\n")
+    tasks = labeler.tasks(2, [PICKS[1], PICKS[2]], ["v.tif"])  # PICKS[1] again: a second annotation of it
+    kinds = {t["data"]["file_name"]: t["data"]["kind"] for t in tasks}
+    assert kinds == {PICKS[1]: "relabel", PICKS[2]: "training", "v.tif": "validation"}
+    prompted = {t["data"]["file_name"]: t["predictions"][0]["result"][0]["value"]["choices"] for t in tasks
+                if "predictions" in t}  # fmt: skip
+    assert prompted == {PICKS[2]: ["track"]}  # neither the relabel nor the validation image shows a guess
+
+
+def test_a_relabel_takes_only_its_own_rounds_votes(tmp_path):
+    """Round 2 asks again for round 1's PICKS[1] while validation is pending (so every round's exports are read):
+    round 1's vote on it stays round 1's, and two tasks of one image in two rounds are no conflict."""
+    labeler, layout = labeler_for(tmp_path)
+    for r, picks in ((1, PICKS[:2]), (2, PICKS[1:])):
+        layout.round_dir(r).mkdir(parents=True, exist_ok=True)
+        layout.selected(r).write_text("\n".join(picks) + "\n")
+        labeler.write_package(r, picks, ["v.tif"])
+    votes = {1: [(1, PICKS[0], "track", "1"), (2, PICKS[1], "track", "1")],
+             2: [(4, PICKS[1], "no track", "2"), (5, PICKS[2], "track", "1")]}  # fmt: skip
+    for r, rows in votes.items():
+        records = [{"file_name": f, "id": t, "choice": c, "annotator": a, "annotation_id": t} for t, f, c, a in rows]
+        (layout.labelstudio(r) / "export.json").write_text(json.dumps(records))
+    tasks = json.loads((layout.labelstudio(2) / "tasks.json").read_text())
+    assert [t["data"]["kind"] for t in tasks] == ["relabel", "training"]  # v.tif went with round 1
+    labels = labeler.label(2, PICKS[1:], ["v.tif"])
+    assert sorted((r["file_name"], r["annotator"], r["choice"]) for r in labels) == [
+        (PICKS[1], "2", "no track"),
+        (PICKS[2], "1", "track"),
+    ]
+    assert all("round_2" in r["image"] for r in labels)
+
+
+@pytest.mark.parametrize("overlap", [-0.1, 1.5, "half", True])
+def test_labeling_overlap_outside_0_1_is_refused(tmp_path, overlap):
+    with pytest.raises(BpsrunError, match=r"^labeling.overlap=.*: use a share between 0 and 1"):
+        labeler_for(tmp_path, overlap=overlap)
+
+
+def test_labeling_overlap_sets_the_project_fields():
+    from bpsrun.label.labelstudio import overlap_settings
+
+    assert overlap_settings(0) == {"maximum_annotations": 1}
+    assert overlap_settings(0.25) == {"maximum_annotations": 2, "overlap_cohort_percentage": 25}
+    assert overlap_settings(1.0) == {"maximum_annotations": 2, "overlap_cohort_percentage": 100}
+    assert overlap_settings(0.001) == {"maximum_annotations": 2, "overlap_cohort_percentage": 1}  # some, not none

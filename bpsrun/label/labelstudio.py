@@ -39,7 +39,8 @@ TOKEN_ENV = "LABEL_STUDIO_API_KEY"
 
 
 PACKAGE_FILES = ("tasks.json", "label_config.xml", "NEXT_STEPS.txt")  # what bpsrun writes beside images/
-TRAINING, VALIDATION = "training", "validation"  # a task's data.kind: a round's pick, or a held-out image
+# a task's data.kind: a round's pick, a pick of an earlier round asked for another annotation, a held-out image
+TRAINING, RELABEL, VALIDATION = "training", "relabel", "validation"
 
 
 def label_config(classes: list[str]) -> str:
@@ -50,6 +51,21 @@ def label_config(classes: list[str]) -> str:
 def render_name(file: str) -> str:
     """`x.tif` -> `x.tif.png`: the original name stays recoverable from the image URL alone."""
     return f"{file}.png"
+
+
+def overlap_settings(overlap: float) -> dict[str, int]:
+    """labeling.overlap -> the project's fields: Label Studio asks a second annotator for that share of tasks."""
+    if overlap == 0:
+        return {"maximum_annotations": 1}
+    return {"maximum_annotations": 2, "overlap_cohort_percentage": max(1, round(overlap * 100))}
+
+
+def check_overlap(overlap: Any) -> float:
+    if isinstance(overlap, bool) or not isinstance(overlap, int | float) or not 0 <= overlap <= 1:
+        raise BpsrunError(
+            f"labeling.overlap={overlap!r}: use a share between 0 and 1 (of tasks that get two annotations)"
+        )
+    return float(overlap)
 
 
 def preannotation(probs: np.ndarray, classes: list[str], r: int) -> dict[str, Any]:
@@ -69,6 +85,7 @@ class StudioSettings:
     timeout_s: float | None
     preannotate: bool
     partial: str
+    overlap: float = 0.0
 
 
 class LabelStudioLabeler:
@@ -83,6 +100,7 @@ class LabelStudioLabeler:
         self.document_root = Path(self.cfg.document_root).resolve()
         if self.cfg.partial not in ("wait", "proceed"):
             raise BpsrunError(f"labeling.partial={self.cfg.partial!r}: use wait or proceed")
+        self.overlap = check_overlap(self.cfg.overlap)
         self.check_document_root()
         self.client = None
         self.project = None
@@ -110,7 +128,8 @@ class LabelStudioLabeler:
     def check_server(self) -> int:
         """The campaign's project (created if missing), once the server is known to serve local files below
         labeling.document_root. A mismatch is refused before any task is imported (or anything written)."""
-        project, created = self.client.project(self.campaign, label_config(self.classes))
+        settings = overlap_settings(self.overlap)
+        project, created = self.client.project(self.campaign, label_config(self.classes), settings)
         served = self.client.document_root(project)
         if served is None or Path(served).resolve() == self.document_root:
             return project
@@ -154,8 +173,10 @@ class LabelStudioLabeler:
     def tasks(self, r: int, picks: list[str], validation: list[str]) -> list[dict[str, Any]]:
         images = self.folder(r) / "images"
         probs = self.predictions(r, picks) if self.cfg.preannotate else None
+        before = set(self.layout.labeled_before(r)) if picks else set()
+        kinds = [(f, RELABEL if f in before else TRAINING) for f in picks] + [(f, VALIDATION) for f in validation]
         out = []
-        for k, (f, kind) in enumerate([(f, TRAINING) for f in picks] + [(f, VALIDATION) for f in validation]):
+        for k, (f, kind) in enumerate(kinds):
             data = {
                 "image": self.url_of(images / render_name(f)),
                 "file_name": f,
@@ -164,7 +185,8 @@ class LabelStudioLabeler:
                 "kind": kind,
             }
             task: dict[str, Any] = {"data": data}
-            if probs is not None and kind == TRAINING:  # validation labels stay unprompted: they judge the model
+            # validation labels stay unprompted (they judge the model), and so does a second opinion on a pick
+            if probs is not None and kind == TRAINING:
                 task["predictions"] = [preannotation(probs[k], self.classes, r)]
             out.append(task)
         return out
@@ -239,6 +261,7 @@ class LabelStudioLabeler:
                 len(picks),
             )
         sent_in = {t["data"]["file_name"]: folder for folder, tasks in packages.items() for t in tasks}
+        sent_in |= dict.fromkeys(picks, self.folder(r))  # a relabel was sent in an earlier round too: this one's
         return [self.as_record(a, sent_in[a.file]) for a in found if a.file in labels | val]
 
     def from_exports(
@@ -247,11 +270,15 @@ class LabelStudioLabeler:
         """Each annotator's newest label per image in the exports saved beside round r's tasks (and, for validation images,
         beside any round's tasks: the labeller may finish them in the project they came with)."""
         folders = list(packages) if validation else [self.folder(r)]
+        held_out = set(validation)
         annotations, read = [], []
         for folder in folders:
             names = [t["data"]["file_name"] for t in packages.get(folder, [])]
             for path in sorted(p for p in folder.glob("*.json") if p.name != "tasks.json"):
-                annotations += parse(read_export(path), names, self.classes, self.campaign)
+                found = parse(read_export(path), names, self.classes, self.campaign)
+                if folder != self.folder(r):  # only validation labels: a relabel's earlier votes are that round's
+                    found = [a for a in found if a.file in held_out]
+                annotations += found
                 read.append(path.name if folder == self.folder(r) else f"{folder.parent.name}/{path.name}")
         return one_vote_each(annotations), ", ".join(read) or "no export yet"
 

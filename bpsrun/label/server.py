@@ -4,6 +4,7 @@
                                   [--data-dir outputs/labelstudio] [--venv .venv-labelstudio]
     python -m bpsrun.label.server stop   [--data-dir outputs/labelstudio]
     python -m bpsrun.label.server status [--data-dir outputs/labelstudio]
+    python -m bpsrun.label.server add-user --email ann@lab.org [--data-dir outputs/labelstudio]
 
 In the foreground Ctrl-C (SIGINT), SIGTERM and SIGHUP stop Label Studio. `--detach` returns once the server
 answers on --port and the listening socket belongs to the Label Studio this command started; `stop` ends it
@@ -16,6 +17,10 @@ API token; user, password and token reach Label Studio through its environment, 
 are kept in the data dir (`bpsrun-token`, `bpsrun-password`, mode 600), with the pid file (`bpsrun-server.json`)
 and Label Studio's output (`label-studio.log`). The token is never printed:
 `export LABEL_STUDIO_API_KEY=$(cat <data-dir>/bpsrun-token)`.
+
+`add-user` signs a second annotator up to the running server through the organization's invite link (the link
+Organization > Add Members copies), so they share its projects; their password and legacy API token go to
+`<data-dir>/bpsrun-users/<email>.password` and `.token` (mode 600), never to the screen.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import requests
 
 from bpsrun.errors import BpsrunError
 from bpsrun.files import pid_alive
+from bpsrun.label.studio_api import error_text
 
 LABEL_STUDIO_VERSION = "1.23.2"
 PACKAGE = f"label-studio=={LABEL_STUDIO_VERSION}"
@@ -52,6 +58,7 @@ TOKEN_FILE = "bpsrun-token"
 PASSWORD_FILE = "bpsrun-password"
 PID_FILE = "bpsrun-server.json"
 LOG_FILE = "label-studio.log"
+USERS_DIR = "bpsrun-users"  # in the data dir: each added annotator's <email>.token and <email>.password
 VENV_MARKER = "bpsrun-label-studio"  # in a virtual environment this module created
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 ME = "python -m bpsrun.label.server"
@@ -562,9 +569,107 @@ def status(args: argparse.Namespace) -> int:
     return 0 if up else 1
 
 
+# -- a second annotator -------------------------------------------------------------------------------------------
+
+
+def user_files(data_dir: Path, email: str) -> tuple[Path, Path]:
+    """Where an added annotator's token and password are kept."""
+    folder = data_dir / USERS_DIR
+    return folder / f"{email}.token", folder / f"{email}.password"
+
+
+def whoami(http: requests.Session, url: str, token: str) -> dict[str, Any] | None:
+    """The user a legacy token authenticates as, None when Label Studio refuses it."""
+    response = http.get(f"{url}/api/current-user/whoami", headers={"Authorization": f"Token {token}"}, timeout=30)
+    return response.json() if response.ok else None
+
+
+def form_errors(page: str) -> str:
+    """The field errors of Label Studio's signup page (`<ul class="field_errors"><li>...`)."""
+    found = [
+        " ".join(re.sub(r"<[^>]+>", " ", li).split())
+        for ul in re.findall(r'class="field_errors">(.*?)</ul>', page, re.S)
+        for li in re.findall(r"<li>(.*?)</li>", ul, re.S)
+    ]
+    return "; ".join(found) or "no reason given"
+
+
+def signup(http: requests.Session, url: str, admin: str, email: str, password: str) -> str:
+    """A new user of the admin's organization, signed up through its invite link; their legacy API token.
+    (POST /api/users/ and `label-studio user` create users of no organization, who see no project.)"""
+    invite = http.get(f"{url}/api/invite", headers={"Authorization": f"Token {admin}"}, timeout=30)
+    if not invite.ok:
+        raise BpsrunError(
+            f"Label Studio at {url} gave no invite link (HTTP {invite.status_code}: {error_text(invite)})"
+        )
+    link = f"{url}/user/signup/?token={invite.json()['token']}"
+    http.get(link, timeout=30)  # the CSRF cookie the form has to send back
+    form = {"email": email, "password": password, "csrfmiddlewaretoken": http.cookies.get("csrftoken", "")}
+    done = http.post(link, data=form, headers={"Referer": link}, allow_redirects=False, timeout=30)
+    if done.status_code != 302:  # the form again, with its errors
+        why = form_errors(done.text)
+        if "already exists" in why:
+            why += " (they copy their token from Account & Settings in Label Studio; or add another email)"
+        raise BpsrunError(f"Label Studio at {url} refused to sign up {email}: {why}")
+    token = http.get(f"{url}/api/current-user/token", timeout=30)  # as the new user: the signup logged them in
+    if not token.ok:
+        raise BpsrunError(f"Label Studio at {url} signed up {email} but gave no token: {error_text(token)}")
+    return str(token.json()["token"])
+
+
+def add_user(args: argparse.Namespace) -> int:
+    """A second annotator in the organization of the data dir's running server; their secrets in the data dir."""
+    data_dir = args.data_dir.resolve()
+    if not args.email:
+        raise BpsrunError(f"add-user needs --email: the annotator's address, their login ({ME} add-user --email ...)")
+    record = read_record(data_dir) if data_dir.is_dir() else None
+    if record is None or "pid" not in record:
+        raise BpsrunError(f"no Label Studio runs for {data_dir}; start it first: {ME} --detach --reuse")
+    url, email = record["url"], args.email.strip().lower()  # Label Studio keeps emails in lower case
+    token_file, password_file = user_files(data_dir, email)
+    with requests.Session() as http:
+        http.trust_env = False  # a proxy from the environment must not answer for 127.0.0.1
+        if token_file.exists() and (whoami(http, url, token_file.read_text().strip()) or {}).get("email") == email:
+            print(user_message(url, email, token_file, password_file, already=True), flush=True)
+            return 0
+        admin = (data_dir / TOKEN_FILE).read_text().strip()
+        password = secrets.token_hex(12)
+        token = signup(http, url, admin, email, password)
+        if not same_organization(http, url, token, admin):
+            raise BpsrunError(f"Label Studio at {url} signed up {email} outside the organization of {USERNAME}")
+    write_secret(password_file, password)
+    write_secret(token_file, token)
+    print(user_message(url, email, token_file, password_file), flush=True)
+    return 0
+
+
+def write_secret(path: Path, text: str) -> None:
+    """`text` into `path`, readable by this user only from the start (mode 600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write(text)
+
+
+def same_organization(http: requests.Session, url: str, token: str, admin: str) -> bool:
+    """Both tokens work and their users are of one organization (and so see the same projects)."""
+    theirs, mine = whoami(http, url, token), whoami(http, url, admin)
+    return bool(theirs and mine) and theirs.get("active_organization") == mine.get("active_organization")
+
+
+def user_message(url: str, email: str, token_file: Path, password_file: Path, already: bool = False) -> str:
+    head = "is already a user" if already else "can label now"
+    return (
+        f"{email} {head} at {url} (the organization of {USERNAME}: every bpsrun project), password in "
+        f"{password_file}\n"
+        f"  their API token: export LABEL_STUDIO_API_KEY=$(cat {shlex.quote(str(token_file))})"
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=ME, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", nargs="?", choices=["start", "stop", "status"], default="start")
+    p.add_argument("command", nargs="?", choices=["start", "stop", "status", "add-user"], default="start")
+    p.add_argument("--email", help="add-user: the new annotator's email, their login")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument(
         "--document-root",
@@ -597,7 +702,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return {"start": serve, "stop": stop, "status": status}[args.command](args)
+        return {"start": serve, "stop": stop, "status": status, "add-user": add_user}[args.command](args)
     except BpsrunError as exc:
         print(f"bpsrun: error: {exc}", file=sys.stderr, flush=True)
         return 2

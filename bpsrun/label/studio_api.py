@@ -96,16 +96,18 @@ class LabelStudio:
         projects = found["results"] if isinstance(found, dict) else found
         return next((p for p in projects if p.get("title") == title), None)
 
-    def project(self, title: str, label_config: str) -> tuple[int, bool]:
+    def project(self, title: str, label_config: str, settings: dict[str, Any] | None = None) -> tuple[int, bool]:
         """The id of the project with this title, created if missing (and whether it was); its labeling config
-        is set either way."""
+        and `settings` (other project fields, e.g. overlap) are set either way, PATCHed only where they differ."""
+        wanted = {"label_config": label_config, **(settings or {})}
         match = self.find_project(title)
         if match is not None:
             pid = int(match["id"])
-            if match.get("label_config") != label_config:
-                self.call("PATCH", f"/api/projects/{pid}", json={"label_config": label_config})
+            changed = {k: v for k, v in wanted.items() if match.get(k) != v}
+            if changed:
+                self.call("PATCH", f"/api/projects/{pid}", json=changed)
             return pid, False
-        created = self.call("POST", "/api/projects", json={"title": title, "label_config": label_config})
+        created = self.call("POST", "/api/projects", json={"title": title, **wanted})
         return int(created["id"]), True
 
     def delete_project(self, project: int) -> None:
