@@ -105,10 +105,15 @@ def test_two_annotators_label_one_round(label_studio, second_token, shared_data,
     # both label every task, over REST with their own tokens; they disagree on three
     ids = {whoami(url, token)["id"], whoami(url, second_token)["id"]}
     for k, task in enumerate(tasks):
+        annotate(url, token, task["id"], CLASSES[k % 2], 2.5 + k)
+    # every image has a label, but the two tasks of the 25 % cohort await their second: the round does not train
+    waiting = run_bpsrun(*live, "labeling.overlap=0.25", outputs=outputs, data=shared_data, env=env, check=False)
+    assert waiting.returncode == 3, waiting.stderr[-3000:]
+    assert "round 1: 2 of 8 tasks still wait for the second annotation" in waiting.stderr
+    assert not (outputs / CAMPAIGN / "round_1" / "labels.json").exists()
+    for k, task in enumerate(tasks):
         mine = CLASSES[k % 2]
-        theirs = CLASSES[1 - k % 2] if k in (1, 4, 6) else mine
-        annotate(url, token, task["id"], mine, 2.5 + k)
-        annotate(url, second_token, task["id"], theirs, 10.25 + 3 * k)
+        annotate(url, second_token, task["id"], CLASSES[1 - k % 2] if k in (1, 4, 6) else mine, 10.25 + 3 * k)
 
     # the rerun updates the project's overlap and trains on both users' labels
     run_bpsrun(*live, "labeling.overlap=1.0", outputs=outputs, data=shared_data, env=env)

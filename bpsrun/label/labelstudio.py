@@ -253,6 +253,12 @@ class LabelStudioLabeler:
         val = {a.file for a in found} & set(validation)
         if picks and (not labels or (len(labels) < len(picks) and self.cfg.partial == "wait")):
             raise AwaitingLabels(self.waiting_message(r, len(labels), len(picks), source, len(val), len(validation)))
+        if self.client is not None and self.cfg.partial == "wait" and (short := self.short_of_overlap(self.project, r)):
+            raise AwaitingLabels(
+                f"round {r}: {short} of {len(picks)} tasks still wait for the second annotation Label Studio's "
+                f"overlap asks for (labeling.overlap={self.overlap}); have another annotator label them and rerun, "
+                f"or set labeling.wait=true to wait, or labeling.partial=proceed to train on what is in"
+            )
         if len(labels) < len(picks):
             log.warning(
                 "round %d: proceeding with %d of %d images labeled (labeling.partial=proceed)",
@@ -319,6 +325,16 @@ class LabelStudioLabeler:
             log.info("round %d: imported %d tasks into Label Studio project %r", r, len(missing), self.campaign)
         return self.poll(project, r, picks, validation)
 
+    def short_of_overlap(self, project: int, r: int) -> int:
+        """Round r's tasks that have an annotation but fewer than the project's overlap asks for (0 without
+        labeling.overlap): Label Studio decides which tasks get a second annotator, and marks them labeled once
+        both are in."""
+        if not self.overlap:
+            return 0
+        picks = [t for t in self.client.tasks(project) if t["data"].get("round") == r]
+        started = [t for t in picks if t["data"].get("kind") != VALIDATION and t["total_annotations"]]
+        return sum(not t["is_labeled"] for t in started)
+
     def check_served(self, render: Path) -> None:
         """Label Studio hands out this render as the tasks will ask for it, byte for byte."""
         url = self.url_of(render)
@@ -352,6 +368,7 @@ class LabelStudioLabeler:
                 bar.update(n_labels - bar.n)
                 v.update(n_val - v.n)
                 done = n_labels == len(picks) and (n_val == len(validation) or not self.require_val)
+                done = done and not self.short_of_overlap(project, r)
                 if not self.cfg.wait or done or (deadline and time.monotonic() > deadline):
                     return [*labels, *val]
                 time.sleep(float(self.cfg.poll_s))

@@ -145,3 +145,15 @@ class LabelStudio:
         """JSON-MIN of every task, unlabeled ones included (without the label key)."""
         params = {"exportType": "JSON_MIN", "download_all_tasks": "true"}
         return self.call("GET", f"/api/projects/{project}/export", params=params)
+
+    def tasks(self, project: int) -> list[dict[str, Any]]:
+        """Every task of the project with Label Studio's own state: `overlap` (annotations it asks for) and
+        `is_labeled` (that many are in)."""
+        out: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            found = self.call("GET", "/api/tasks/", params={"project": project, "page": page, "page_size": 500})
+            out += found["tasks"]
+            if not found["tasks"] or len(out) >= found["total"]:
+                return out
+            page += 1
