@@ -37,6 +37,7 @@ class Doubling(pl.LightningModule):
         return 2 * batch[0] + 1
 
 
+@pytest.mark.slow  # two spawned ranks
 def test_predict_all_gathers_every_sample_once_in_order():
     """37 samples in batches of 4 over two ranks: shards of 19 and 18 samples, merged back into 0..36."""
     loader = DataLoader(TensorDataset(torch.arange(37.0)[:, None]), batch_size=4)

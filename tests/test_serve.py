@@ -105,6 +105,7 @@ def folder_to_classify(outputs: Path, tmp_path: Path) -> tuple[Path, list[str], 
     return images, shared, new
 
 
+@pytest.mark.slow  # the command line in a subprocess
 def test_bpsrun_predict_classifies_a_new_folder(outputs, tmp_path):
     images, shared, new = folder_to_classify(outputs, tmp_path)
     out = tmp_path / "out"
