@@ -94,11 +94,13 @@ class Context:
         return [rec for k in range(1, r + 1) for rec in read_records(self.layout.labels(k), self.classes)]
 
     def labels_until(self, r: int) -> dict[str, str]:
-        """Round r's training labels: labeling.consensus of all annotations so far (one annotator: their newest
-        label), with the model round r selected with (majority: for ties; crowdlab: throughout)."""
-        return self.consensus(
-            self.records_until(r), self.classes, self.seed, lambda files: self.previous_probs(r, files)
-        )
+        """Round r's training labels: the consensus of all annotations so far (one annotator: their newest)."""
+        return self.consensus_of(self.records_until(r), r)
+
+    def consensus_of(self, records: list[dict], r: int) -> dict[str, str]:
+        """labeling.consensus of `records`, with the model round r selected with (majority: for ties; crowdlab:
+        throughout)."""
+        return self.consensus(records, self.classes, self.seed, lambda files: self.previous_probs(r, files))
 
     def image_path(self, file: str) -> Path:
         return self.pool.path_of[file]

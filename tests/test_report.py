@@ -223,9 +223,8 @@ def made_up_accuracy(model: str, selection: str, seed: int) -> list[float]:
     return [base, base + 0.06]
 
 
-def write_job(sweep: Path, cfg: DictConfig) -> None:
-    """Where Hydra saves a job's config and a campaign and its reference write their metrics."""
-    model, selection = cfg.hydra.runtime.choices.model, cfg.hydra.runtime.choices.selection
+def save_job_config(sweep: Path, cfg: DictConfig) -> DictConfig:
+    """The job's config and Hydra's, saved where a multirun saves them; the job's config."""
     hydra = OmegaConf.to_container(cfg.hydra)
     hydra["runtime"]["cwd"] = str(REPO)
     job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
@@ -233,6 +232,13 @@ def write_job(sweep: Path, cfg: DictConfig) -> None:
     saved.mkdir(parents=True)
     OmegaConf.save(job, saved / "config.yaml")
     OmegaConf.save({"hydra": hydra}, saved / "hydra.yaml")
+    return job
+
+
+def write_job(sweep: Path, cfg: DictConfig) -> None:
+    """Where Hydra saves a job's config and a campaign and its reference write their metrics."""
+    model, selection = cfg.hydra.runtime.choices.model, cfg.hydra.runtime.choices.selection
+    job = save_job_config(sweep, cfg)
     for r, acc in enumerate(made_up_accuracy(model, selection, int(job.seed)), start=1):
         (Path(job.paths.outputs) / job.campaign / f"round_{r}").mkdir(parents=True)
         metrics = {"n_labeled": 8 * r, "val_accuracy": acc}

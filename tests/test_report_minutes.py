@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from bpsrun.reference import reference_dir
 from bpsrun.report.build import build_report
 from bpsrun.report.cost import cumulative_minutes
 from bpsrun.report.curves import Curve, campaign_metrics
 from tests.conftest import REPO, tiny_overrides
+from tests.test_report import save_job_config
 
 FULL = 0.8  # the bar on every seed: 0.95 * 0.8 = 0.76
 UNKNOWN = None
@@ -40,13 +41,7 @@ CAMPAIGNS = {
 
 def write_job(sweep: Path, cfg: DictConfig, rounds: list[tuple[float, list[float | None], int | None]]) -> None:
     """A job's saved config, its rounds' metrics.json and labels.json, and its seed's full supervision."""
-    hydra = OmegaConf.to_container(cfg.hydra)
-    hydra["runtime"]["cwd"] = str(REPO)
-    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    saved = sweep / job.campaign / ".hydra"
-    saved.mkdir(parents=True)
-    OmegaConf.save(job, saved / "config.yaml")
-    OmegaConf.save({"hydra": hydra}, saved / "hydra.yaml")
+    job = save_job_config(sweep, cfg)
     for r, (acc, lead_times, annotations) in enumerate(rounds, start=1):
         folder = Path(job.paths.outputs) / job.campaign / f"round_{r}"
         folder.mkdir(parents=True)

@@ -47,15 +47,15 @@ def score_round(ctx: Context, r: int) -> dict[str, Any]:
 
 def train_round(ctx: Context, r: int) -> Learner:
     """Round r's model on every label of rounds 1..r (in manifest order), written with its metrics."""
-    labels = ctx.labels_until(r)
+    records = ctx.records_until(r)
+    labels = ctx.consensus_of(records, r)
     files = sorted(labels, key=ctx.pool.row_index.__getitem__)
     log.info("round %d: training %s on %d labels", r, ctx.cfg.model.name, len(files))
     learner, scores = train_on(ctx, files, [labels[f] for f in files], seed=ctx.seed * 1000 + r)
     with atomic_file(ctx.layout.model(r)) as tmp:
         learner.save(tmp)
     # a label is one image's consensus; an annotation is one person's work (two per image with overlap)
-    annotations = len(ctx.records_until(r))
-    metrics = {"round": r, "labels_digest": stable_hash(labels), "n_annotations": annotations, **scores}
+    metrics = {"round": r, "labels_digest": stable_hash(labels), "n_annotations": len(records), **scores}
     atomic_write_json(ctx.layout.metrics(r), metrics)
     return learner
 

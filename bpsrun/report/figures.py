@@ -59,6 +59,13 @@ def difference_panel(ax: plt.Axes, rows: list[ArmSummary], colors: dict[str, str
     ax.set_ylabel("accuracy - baseline (same seed)")
 
 
+def save(fig: plt.Figure, path: Path | BinaryIO, title: str) -> None:
+    fig.suptitle(f"{title}\n{BAND}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+
+
 def learning_curves_png(path: Path | BinaryIO, rows: list[ArmSummary], target: float, title: str) -> None:
     """Left: each arm's learning curve; right: its paired difference to its baseline. Bands as BAND says."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), dpi=120)
@@ -68,10 +75,7 @@ def learning_curves_png(path: Path | BinaryIO, rows: list[ArmSummary], target: f
     for ax in (left, right):
         ax.set_xlabel("labeled images")
         ax.grid(alpha=0.3)
-    fig.suptitle(f"{title}\n{BAND}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    plt.close(fig)
+    save(fig, path, title)
 
 
 def minutes_png(path: Path | BinaryIO, rows: list[ArmSummary], target: float, title: str) -> None:
@@ -88,7 +92,4 @@ def minutes_png(path: Path | BinaryIO, rows: list[ArmSummary], target: float, ti
     accuracy_axis(ax, target)
     ax.set_xlabel("labeling minutes (capped lead_time, mean over seeds)")
     ax.grid(alpha=0.3)
-    fig.suptitle(f"{title}\n{BAND}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    plt.close(fig)
+    save(fig, path, title)
