@@ -174,6 +174,11 @@ def cached_npy(path: Path, compute: Callable[[], np.ndarray], mmap: bool = False
     return np.load(path, mmap_mode="r" if mmap else None)
 
 
+def bytes_digest(data: bytes) -> str:
+    """A short digest of a file's bytes: caches keyed by what a file holds, not where it lies."""
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
 def stable_hash(data: Any) -> str:
     """A short digest of JSON-able `data`, stable across processes and runs (cache keys)."""
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]

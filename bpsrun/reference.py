@@ -14,11 +14,22 @@ from omegaconf import DictConfig, OmegaConf
 from bpsrun.data.manifest import read_meta
 from bpsrun.data.sources import DatasetFiles, dataset_identity
 from bpsrun.errors import BpsrunError
-from bpsrun.files import stable_hash
+from bpsrun.files import bytes_digest, stable_hash
 from bpsrun.identity import split_identity
 
 # settings that change speed, not the trained model (threads and cpu_kernels change its floats: bpsrun.numerics)
 RUNTIME_KEYS = ("accelerator", "devices", "eval_batch_size")
+
+
+def embedding_identity(embedding: dict) -> dict:
+    """The embedding config, with a checkpoint file named by its bytes: a file pretrained again at the same path is
+    another embedding. linear_probe and finetune build on it. A models:/ URI stays as written (a version's file
+    never changes; an alias is read as the name it is)."""
+    checkpoint = embedding.get("checkpoint")
+    path = Path(str(checkpoint)).expanduser()
+    if checkpoint and not str(checkpoint).startswith("models:/") and path.is_file():
+        embedding = {**embedding, "checkpoint": bytes_digest(path.read_bytes())}
+    return embedding
 
 
 def reference_dir(cfg: DictConfig) -> Path:
@@ -29,7 +40,7 @@ def reference_dir(cfg: DictConfig) -> Path:
         "split": split_identity(cfg),
         "model": OmegaConf.to_container(cfg.model, resolve=True),
         "trainer": {k: v for k, v in trainer.items() if k not in RUNTIME_KEYS and k != "lightning"},
-        "embedding": OmegaConf.to_container(cfg.embedding, resolve=True),  # linear_probe and finetune build on it
+        "embedding": embedding_identity(OmegaConf.to_container(cfg.embedding, resolve=True)),
         "seed": int(cfg.seed),
     }
     return Path(cfg.reference.dir) / f"{cfg.dataset.name}-{cfg.model.name}-s{cfg.seed}-{stable_hash(key)[:8]}"

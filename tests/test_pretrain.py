@@ -17,6 +17,7 @@ from bpsrun.data.synthetic import SyntheticSpec, generate
 from bpsrun.embed import selfsup
 from bpsrun.embed.pretrain import pretrain, state_dir
 from bpsrun.errors import BpsrunError
+from bpsrun.reference import reference_dir
 from tests.conftest import REPO, compose_config, run_in_process
 
 TINY = ["embedding.image_size=32", "embedding.epochs=2"]
@@ -62,6 +63,22 @@ def test_campaigns_reuse_the_checkpoint_without_training(backbone, tmp_path, sha
     net.load_state_dict(torch.load(tmp_path / "a" / "embeddings" / "ssl.pt", weights_only=True))
     saved = torch.load(backbone, weights_only=True)["state_dict"]
     assert all(torch.equal(v, saved[k]) for k, v in net.state_dict().items())  # the campaign keeps the same network
+
+
+def test_full_supervision_is_keyed_by_the_checkpoints_bytes_not_its_path(backbone, tmp_path):
+    """A backbone pretrained again at the same path is another embedding: its probe's ceiling is trained anew."""
+    first, copy = tmp_path / "backbone.pt", tmp_path / "elsewhere" / "backbone.pt"
+    copy.parent.mkdir()
+    for path in (first, copy):
+        path.write_bytes(backbone.read_bytes())
+
+    def ceiling(path: Path) -> Path:
+        return reference_dir(compose_config("model=linear_probe", f"embedding.checkpoint={path}", outputs=tmp_path))
+
+    assert ceiling(first) == ceiling(copy)  # same bytes elsewhere: the same model
+    saved = torch.load(backbone, weights_only=True)
+    torch.save({**saved, "epochs": saved["epochs"] + 1}, first)  # pretrained again, same path
+    assert ceiling(first) != ceiling(copy)
 
 
 @pytest.mark.parametrize(

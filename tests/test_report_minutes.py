@@ -132,3 +132,27 @@ def test_a_campaigns_parent_run_gets_its_minutes_to_95():
     timed = Curve("random", 0, "t-random-s0", n, acc, FULL, "random", np.array([13.0, 21.0]))
     assert campaign_metrics(timed)["minutes_to_95pct_full"] == pytest.approx(17.8)
     assert "minutes_to_95pct_full" not in campaign_metrics(Curve("random", 0, "c", n, acc, FULL, "random"))
+
+
+def test_the_learning_curves_x_axis_says_annotations_when_they_differ_from_images(timed_sweep, monkeypatch):
+    from bpsrun.report import figures
+
+    seen: list[list[str]] = []  # each figure's x labels, before it is written and closed
+
+    def keep_labels(fig, path, title):
+        seen.append([ax.get_xlabel() for ax in fig.axes])
+        figures.plt.close(fig)
+
+    monkeypatch.setattr(figures, "save", keep_labels)
+    build_report(timed_sweep, log_to_mlflow=False)
+    assert seen[0] == ["annotations (labels given)"] * 2  # learning_curves.png: tutorial labels images twice
+    for labels_json in timed_sweep.parent.parent.glob("t-tutorial-*/round_*/labels.json"):
+        records = json.loads(labels_json.read_text())
+        labels_json.write_text(json.dumps(records[:4]))  # one annotation per image
+    for metrics in timed_sweep.parent.parent.glob("t-tutorial-*/round_*/metrics.json"):
+        metrics.write_text(
+            json.dumps({k: v for k, v in json.loads(metrics.read_text()).items() if k != "n_annotations"})
+        )
+    seen.clear()
+    build_report(timed_sweep, log_to_mlflow=False)
+    assert seen[0] == ["labeled images"] * 2

@@ -10,7 +10,6 @@ learners that build on it (bpsrun.embed.encoder). With `checkpoint` set, nothing
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import math
@@ -40,7 +39,7 @@ from bpsrun.embed.encoder import Features
 from bpsrun.embed.objectives import Objective
 from bpsrun.errors import BpsrunError
 from bpsrun.faults import checkpoint
-from bpsrun.files import atomic_file, stable_hash
+from bpsrun.files import atomic_file, bytes_digest, stable_hash
 from bpsrun.lock import shared_lock
 from bpsrun.model.gather import predict_all
 from bpsrun.model.networks import SmallConvNet
@@ -274,8 +273,7 @@ def read_pretrained(source: str, image_size: int, width: int, tracking_uri: str 
             f"embedding.checkpoint={source}: pretrained with {'; '.join(wrong)}; set embedding.image_size and "
             f"embedding.width to the checkpoint's, or pretrain again with yours"
         )
-    digest = hashlib.sha256(data).hexdigest()[:16]
-    return Pretrained(source, digest, saved["state_dict"], int(saved["epochs"]), int(saved["images"]))
+    return Pretrained(source, bytes_digest(data), saved["state_dict"], int(saved["epochs"]), int(saved["images"]))
 
 
 class SSLEmbedding:

@@ -72,8 +72,10 @@ def learning_curves_png(path: Path | BinaryIO, rows: list[ArmSummary], target: f
     colors = arm_colors(rows)
     curves_panel(left, rows, target, colors)
     difference_panel(right, rows, colors)
+    # budgets count annotations; they are labeled images unless some arm re-labels or overlaps
+    xlabel = "annotations (labels given)" if any(r.fewer_images for r in rows) else "labeled images"
     for ax in (left, right):
-        ax.set_xlabel("labeled images")
+        ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     save(fig, path, title)
 
