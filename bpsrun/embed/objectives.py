@@ -13,10 +13,11 @@ import copy
 from typing import Protocol
 
 import torch
-from lightly.loss import NegativeCosineSimilarity, NTXentLoss, VICRegLoss
+from lightly.loss import DINOLoss, NegativeCosineSimilarity, NTXentLoss, VICRegLoss
 from lightly.models.modules.heads import (
     BYOLPredictionHead,
     BYOLProjectionHead,
+    DINOProjectionHead,
     SimCLRProjectionHead,
     VICRegProjectionHead,
 )
@@ -95,3 +96,41 @@ class VICRegObjective(nn.Module):
 
     def step_done(self, backbone: nn.Module, progress: float) -> None:
         pass
+
+
+class DINOObjective(nn.Module):
+    """DINO: a student's softmax over prototypes matches a momentum teacher's sharpened, centred one on the other
+    view. Two global views only (bpsrun's augmentation makes two): no multi-crop, which the DINO paper adds."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        feature_dim: int,
+        dim: int = 256,
+        hidden_dim: int = 256,
+        bottleneck_dim: int = 64,
+        teacher_temp: float = 0.04,
+        momentum: float = 0.996,
+    ):
+        super().__init__()
+        self.head = DINOProjectionHead(feature_dim, hidden_dim, bottleneck_dim, dim)
+        self.teacher_backbone = copy.deepcopy(backbone)
+        self.teacher_head = DINOProjectionHead(feature_dim, hidden_dim, bottleneck_dim, dim)  # weight_norm: no deepcopy
+        self.teacher_head.load_state_dict(self.head.state_dict())
+        deactivate_requires_grad(self.teacher_backbone)
+        deactivate_requires_grad(self.teacher_head)
+        # warmup_teacher_temp_epochs=0: no schedule by epoch (training is a few epochs); the centre is a buffer, so
+        # it is saved and resumed with the checkpoint
+        self.criterion = DINOLoss(dim, teacher_temp, teacher_temp, warmup_teacher_temp_epochs=0)
+        self.momentum = momentum
+
+    def loss(self, backbone: nn.Module, view0: torch.Tensor, view1: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            teacher = [self.teacher_head(self.teacher_backbone(v)) for v in (view0, view1)]
+        student = [self.head(backbone(v)) for v in (view0, view1)]
+        return self.criterion(teacher, student)
+
+    def step_done(self, backbone: nn.Module, progress: float) -> None:
+        m = cosine_schedule(round(1000 * progress), 1000, self.momentum, 1.0)
+        update_momentum(backbone, self.teacher_backbone, m)
+        update_momentum(self.head, self.teacher_head, m)

@@ -1,4 +1,4 @@
-"""Self-supervised embeddings of the pool: a small CNN trained by SimCLR, BYOL or VICReg (`embedding/method=`,
+"""Self-supervised embeddings of the pool: a small CNN trained by SimCLR, BYOL, VICReg or DINO (`embedding/method=`,
 bpsrun.embed.objectives: lightly's losses and heads).
 
 Views are made on 16-bit-normalised tensors, a batch at a time (lightly's PIL transforms would clip 16-bit data):
