@@ -28,6 +28,19 @@ ROUND_ARTIFACTS = {"selected.txt", "labels.json", "metrics.json", "confusion.png
                    "predictions.zip"}  # a round's MLflow artifacts (the TINY settings log no model)  # fmt: skip
 
 
+# Test files that share the session's one Label Studio (and its virtual environment, made on first use): one xdist
+# worker runs them all. Every other file also stays on one worker, so its module fixtures are built once.
+LABEL_STUDIO_FILES = {"test_labelstudio_annotators", "test_labelstudio_browser", "test_labelstudio_live",
+                      "test_labelstudio_server"}  # fmt: skip
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups (`-n auto --dist loadgroup`: pyproject)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.path.stem
+        item.add_marker(pytest.mark.xdist_group("labelstudio" if module in LABEL_STUDIO_FILES else module))
+
+
 def tiny_overrides(overrides: tuple[str, ...], outputs: Path, data: Path | None) -> list[str]:
     """The TINY settings and, unless a dataset is named, 60 synthetic images; then the test's own overrides."""
     rest = list(overrides)
