@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from bpsrun.errors import BpsrunError
 from bpsrun.label.server import (
     DEFAULT_VENV,
     LOG_FILE,
@@ -26,6 +27,7 @@ from bpsrun.label.server import (
     PID_FILE,
     TOKEN_FILE,
     VENV_MARKER,
+    ensure_venv,
     group_members,
     holders,
     listening_inodes,
@@ -286,3 +288,46 @@ def test_an_unreachable_package_index_is_one_line(tmp_path):
     )
     assert errors[0].endswith(f"pip's output: {venv / 'bpsrun-install.log'}")
     assert not (tmp_path / "data" / PID_FILE).exists()
+
+
+PIP_CRASH = """Collecting label-studio==1.23.2
+ERROR: Exception:
+Traceback (most recent call last):
+  File "pip/_internal/cli/base_command.py", line 180, in exc_logging_wrapper
+pip._vendor.urllib3.exceptions.ProtocolError: ("Connection broken: IncompleteRead(1 bytes read, 9 more expected)")
+"""
+
+
+def crashing_pip(venv: Path, crashes: int) -> Path:
+    """A bpsrun-made environment whose python (standing in for its pip) crashes `crashes` times, then installs;
+    each call appends a line to the returned file."""
+    (venv / "bin").mkdir(parents=True, exist_ok=True)
+    (venv / VENV_MARKER).write_text("made by the test\n")
+    (venv / "crash.txt").write_text(PIP_CRASH)
+    calls = venv / "calls"
+    calls.unlink(missing_ok=True)
+    python = venv / "bin" / "python"
+    python.write_text(
+        f"#!/bin/sh\necho call >> {calls}\n"
+        f'if [ "$(wc -l < {calls})" -gt {crashes} ]; then touch {venv}/bin/label-studio; exit 0; fi\n'
+        f"cat {venv / 'crash.txt'}; exit 2\n"
+    )
+    python.chmod(0o755)
+    return calls
+
+
+def test_a_pip_crash_is_retried_once_then_named_by_its_exception(tmp_path):
+    """pip retries a refused connection itself but crashes on a download cut off halfway: one more try, and a
+    second crash is reported by the exception's own line, not by pip's `Exception:` header."""
+    once = crashing_pip(tmp_path / "once", crashes=1)
+    assert ensure_venv(tmp_path / "once") == tmp_path / "once" / "bin" / "label-studio"
+    assert once.read_text().count("call") == 2
+
+    twice = crashing_pip(tmp_path / "twice", crashes=2)
+    with pytest.raises(BpsrunError) as err:
+        ensure_venv(tmp_path / "twice")
+    assert twice.read_text().count("call") == 2  # one retry, no more
+    assert not (tmp_path / "twice" / "bin" / "label-studio").exists()
+    assert 'pip failed (pip._vendor.urllib3.exceptions.ProtocolError: ("Connection broken: IncompleteRead' in str(
+        err.value
+    )

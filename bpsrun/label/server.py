@@ -90,13 +90,32 @@ def ensure_venv(path: Path) -> Path:
         (path / VENV_MARKER).write_text(f"made by bpsrun.label.server for {PACKAGE}\n")
     log = path / "bpsrun-install.log"
     pip = [str(path / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar=off"]
-    with open(log, "w") as out:
-        code = subprocess.run(
-            [*pip, PACKAGE], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        ).returncode
-    if code != 0 or not exe.exists():
-        raise BpsrunError(install_problem(log.read_text(errors="replace"), path, log))
-    return exe
+    for attempt in range(1, INSTALL_ATTEMPTS + 1):
+        with open(log, "w") as out:
+            code = subprocess.run(
+                [*pip, PACKAGE], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            ).returncode
+        output = log.read_text(errors="replace")
+        if code == 0 and exe.exists():
+            return exe
+        if attempt == INSTALL_ATTEMPTS or not pip_crashed(output):
+            break
+        print(f"pip crashed ({pip_exception(output)}); trying once more ...", file=sys.stderr, flush=True)
+    raise BpsrunError(install_problem(output, path, log))
+
+
+INSTALL_ATTEMPTS = 2  # pip retries a refused connection itself, not a download cut off halfway (it crashes)
+
+
+def pip_crashed(output: str) -> bool:
+    """pip ended in an unhandled exception (its `ERROR: Exception:` and a traceback), not a resolver's verdict."""
+    return "ERROR: Exception:" in output
+
+
+def pip_exception(output: str) -> str:
+    """The last line of pip's traceback: the exception itself."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
 
 
 _NETWORK_PROBLEMS = [
@@ -127,7 +146,8 @@ def install_problem(output: str, path: Path, log: Path) -> str:
         if missing:
             problem = f"the package index {index} has no {package}"
         else:
-            problem = f"pip failed ({errors[-1] if errors else 'see its output'}; index {index})"
+            what = pip_exception(output) if pip_crashed(output) else errors[-1] if errors else "see its output"
+            problem = f"pip failed ({what}; index {index})"
     return (
         f"cannot install {package} into {path}: {problem}; set PIP_INDEX_URL to a reachable index or fix the "
         f"network, or pass --venv with an environment holding {PACKAGE}; pip's output: {log}"
