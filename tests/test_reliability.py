@@ -15,11 +15,14 @@ import errno
 import http.server
 import io
 import os
+import re
 import socket
+import sqlite3
 import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -631,3 +634,42 @@ def test_a_failed_mlflow_store_creation_leaves_no_store(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db.lock"]
     client, experiment = open_experiment(f"sqlite:///{db}", "bpsrun-x", tmp_path / "mlartifacts")
     assert client.get_experiment(experiment).name == "bpsrun-x"
+
+
+def store_contents(db: Path) -> tuple[list, list, list]:
+    """A store's schema, schema revision and experiments (their times left out). A table's clauses are compared
+    as a set: two runs of MLflow's migrations order a table's constraints as their Python sets iterate."""
+    with closing(sqlite3.connect(db)) as con:
+        rows = con.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+        schema = [(kind, name, sorted(re.split(r",\s*\n", sql or ""))) for kind, name, sql in rows]
+        revision = con.execute("SELECT * FROM alembic_version").fetchall()
+        experiments = con.execute("SELECT experiment_id, name, artifact_location, lifecycle_stage FROM experiments")
+        return schema, revision, experiments.fetchall()
+
+
+def test_a_new_store_is_a_copy_of_mlflows_empty_one_with_its_own_default_experiment(tmp_path, monkeypatch):
+    """The first store migrates MLflow's tables into the user's cache once; later stores copy them and equal a
+    store MLflow migrated itself, Default experiment included. A cache that cannot be written costs only time."""
+    from bpsrun.tracking.store import create_sqlite_store, empty_store, open_store
+
+    monkeypatch.setenv("BPSRUN_CACHE_DIR", str(tmp_path / "cache"))
+    open_store(tmp_path / "migrated.db")  # MLflow's own migrations, in this process's working directory
+    expected = store_contents(tmp_path / "migrated.db")
+    assert expected[2] == [(0, "Default", str(Path.cwd() / "mlruns" / "0"), "active")]
+
+    create_sqlite_store(tmp_path / "first" / "mlflow.db")
+    template = empty_store()
+    assert template is not None and template.parent == tmp_path / "cache" / "mlflow"
+    assert store_contents(template)[:2] == expected[:2] and store_contents(template)[2] == []
+    made = template.stat().st_mtime_ns
+    create_sqlite_store(tmp_path / "second" / "mlflow.db")
+    assert template.stat().st_mtime_ns == made  # copied, not made again
+    for store in ("first", "second"):
+        assert store_contents(tmp_path / store / "mlflow.db") == expected, store
+
+    (tmp_path / "not-a-folder").write_text("x")
+    monkeypatch.setenv("BPSRUN_CACHE_DIR", str(tmp_path / "not-a-folder" / "cache"))
+    assert empty_store() is None
+    create_sqlite_store(tmp_path / "third" / "mlflow.db")
+    assert store_contents(tmp_path / "third" / "mlflow.db") == expected
+    assert sorted(p.name for p in (tmp_path / "third").iterdir()) == ["mlflow.db"]

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import sqlite3
 import uuid
 from collections.abc import Iterable
-from contextlib import nullcontext
+from contextlib import closing, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
+import mlflow
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -79,12 +82,49 @@ def create_sqlite_store(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # MLflow caches stores by URI
     try:
-        MlflowClient(tracking_uri=f"sqlite:///{tmp}").search_experiments(max_results=1)  # creates the tables
+        template = empty_store()
+        if template is not None:
+            shutil.copyfile(template, tmp)
+        open_store(tmp)  # MLflow migrates a missing store, and adds its Default experiment to one without
         os.replace(tmp, path)
     except OSError as exc:
         raise BpsrunError(f"{path}: could not create the MLflow store ({exc}); free space or fix tracking.uri") from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def open_store(path: Path) -> None:
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments(max_results=1)
+
+
+def cache_dir() -> Path:
+    """bpsrun's per-user cache: $BPSRUN_CACHE_DIR, else $XDG_CACHE_HOME/bpsrun, else ~/.cache/bpsrun."""
+    if os.environ.get("BPSRUN_CACHE_DIR"):
+        return Path(os.environ["BPSRUN_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bpsrun"
+
+
+def empty_store() -> Path | None:
+    """MLflow's tables with no experiment in them, made by MLflow's migrations once per MLflow version and user:
+    a new store is a copy (the migrations cost ~4 s a store on 2 cores, a sweep's test makes dozens). MLflow adds
+    the copy's Default experiment, with this process's artifact root and time, when it first opens it. None where
+    the cache cannot be written: each store is then migrated on its own."""
+    template = cache_dir() / "mlflow" / f"empty-store-{mlflow.__version__}.db"
+    if template.exists():
+        return template
+    tmp = template.with_name(f".{template.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        template.parent.mkdir(parents=True, exist_ok=True)
+        open_store(tmp)
+        with closing(sqlite3.connect(tmp)) as db, db:
+            db.execute("DELETE FROM experiments")  # only MLflow's Default, which it re-adds on first open
+        os.replace(tmp, template)
+    except (OSError, sqlite3.Error):
+        return None
+    finally:
+        with suppress(OSError):  # no folder to make it in: nothing to remove either
+            tmp.unlink(missing_ok=True)
+    return template
 
 
 def log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
