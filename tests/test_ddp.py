@@ -31,20 +31,36 @@ def config(*overrides: str):
 
 
 class Doubling(pl.LightningModule):
-    """Predicts 2 x + 1 of each input: a sample's prediction names the sample."""
+    """Predicts 2 x + 1 of each input (a sample's prediction names the sample); each rank writes the torch thread
+    count it predicted with into `threads`, when given."""
+
+    def __init__(self, threads: Path | None = None):
+        super().__init__()
+        self.threads = threads
 
     def predict_step(self, batch: tuple[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if self.threads is not None:
+            (self.threads / f"rank{self.global_rank}").write_text(str(torch.get_num_threads()))
         return 2 * batch[0] + 1
 
 
 @pytest.mark.slow  # two spawned ranks
-def test_predict_all_gathers_every_sample_once_in_order():
-    """37 samples in batches of 4 over two ranks: shards of 19 and 18 samples, merged back into 0..36."""
+def test_predict_all_gathers_every_sample_once_in_order_on_the_configured_threads(tmp_path):
+    """37 samples in batches of 4 over two ranks: shards of 19 and 18 samples, merged back into 0..36.
+
+    A spawned rank is a fresh interpreter; it must run with this process's threads (trainer.threads, which change
+    the floats): 3 here, neither Lightning's share of the cores (cores // processes) nor torch's default."""
     loader = DataLoader(TensorDataset(torch.arange(37.0)[:, None]), batch_size=4)
-    ddp = Trainers(config("trainer=ddp").trainer).trainer(enable_progress_bar=False)
-    assert ddp.world_size == 2
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        ddp = Trainers(config("trainer=ddp").trainer).trainer(enable_progress_bar=False)
+        assert ddp.world_size == 2
+        gathered = predict_all(ddp, Doubling(tmp_path), loader)
+    finally:
+        torch.set_num_threads(before)
     single = Trainers(config().trainer).trainer(enable_progress_bar=False)
-    gathered = predict_all(ddp, Doubling(), loader)
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"rank0": "3", "rank1": "3"}
     assert torch.equal(gathered, predict_all(single, Doubling(), loader))
     assert torch.equal(gathered[:, 0], 2 * torch.arange(37.0) + 1)
 
@@ -100,33 +116,6 @@ def test_a_learner_on_two_processes():
 
     mc = ddp.mc_proba(pool[:9], passes=2, seed=0)  # each pass and rank draws its own dropout masks
     assert mc.shape == (2, 9, 2) and not np.allclose(mc[0], mc[1])
-
-
-class ThreadsSeen(pl.LightningModule):
-    """Writes each rank's torch thread count while it predicts."""
-
-    def __init__(self, out: Path):
-        super().__init__()
-        self.out = out
-
-    def predict_step(self, batch: tuple[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        (self.out / f"rank{self.global_rank}").write_text(str(torch.get_num_threads()))
-        return batch[0]
-
-
-@pytest.mark.slow  # one Trainer run of two spawned processes
-def test_spawned_ranks_use_the_configured_threads(tmp_path):
-    """A spawned rank is a fresh interpreter; it must run with this process's threads (trainer.threads, which change
-    the floats): 3 here, neither Lightning's share of the cores (cores // processes) nor torch's default."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(3)
-    try:
-        trainer = Trainers(config("trainer=ddp").trainer).trainer()
-        loader = DataLoader(TensorDataset(torch.zeros(8, 1)), batch_size=2)
-        trainer.predict(ThreadsSeen(tmp_path), loader)
-    finally:
-        torch.set_num_threads(before)
-    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"rank0": "3", "rank1": "3"}
 
 
 REFUSED = {
