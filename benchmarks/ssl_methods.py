@@ -1,5 +1,5 @@
-"""Self-supervised methods at equal compute: SimCLR, BYOL and VICReg (`embedding/method=`) judged by the linear
-probe on their frozen embedding, on the default synthetic dataset.
+"""Self-supervised methods at equal compute: SimCLR, BYOL, VICReg and DINO (`embedding/method=`) judged by the
+linear probe on their frozen embedding, on the default synthetic dataset.
 
 Usage: python benchmarks/ssl_methods.py [--seeds N] [--methods simclr,byol,vicreg] [--outputs DIR] [--no-record]
        [OVERRIDE ...]
@@ -8,7 +8,7 @@ reference.enabled=true`: the probe's validation accuracy at 20 / 40 / 60 random 
 (full supervision: the embedding's ceiling). Equal compute: the same epochs, batch size, backbone and
 augmentations for every method (the embedding config's defaults); each campaign's wall time is recorded beside
 (two campaigns run at once, one torch thread each). Paired by seed (the same labels are drawn for every method),
-against SimCLR: mean difference and its 95 % percentile-bootstrap interval.
+against the first method named: mean difference and its 95 % percentile-bootstrap interval.
 """
 
 from __future__ import annotations
@@ -59,8 +59,9 @@ def paired(values: list[float], base: list[float]) -> str:
 def table(results: list[dict], methods: list[str]) -> list[str]:
     by = {m: sorted((r for r in results if r["method"] == m), key=lambda r: r["seed"]) for m in methods}
     columns = [*(f"{n} labels" for n in BUDGETS.values()), "all labels"]
+    first = methods[0]
     lines = [
-        f"| method | {' | '.join(columns)} | 60 labels - SimCLR [95 % CI] | all - SimCLR [95 % CI] | wall per campaign |",
+        f"| method | {' | '.join(columns)} | 60 labels - {first} [95 % CI] | all - {first} [95 % CI] | wall per campaign |",
         "|---|" + "---|" * (len(columns) + 3),
     ]
     base = by[methods[0]]
@@ -91,7 +92,7 @@ def main(argv: list[str]) -> None:
         f"`python benchmarks/ssl_methods.py --seeds {args.seeds}{' ' + ' '.join(extra) if extra else ''}`: each "
         f"method's embedding under the linear probe (`model=linear_probe selection=random`, rounds of 20 random "
         f"labels; all labels: `reference.enabled=true`), {args.seeds} paired seeds, mean ± sd; the difference to "
-        f"SimCLR on the same seed with its 95 % percentile-bootstrap interval. Equal compute: the embedding config's "
+        f"{methods[0]} on the same seed with its 95 % percentile-bootstrap interval. Equal compute: the embedding config's "
         f"epochs, batch size, backbone and views for every method; wall is one campaign (embedding, 3 probe rounds, "
         f"full supervision), two at a time with one torch thread each.",
         "",
