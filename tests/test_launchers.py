@@ -1,7 +1,7 @@
 """Scale-out on real engines: one sweep through Hydra's basic launcher, Ray (a local instance) and submitit_local
 gives byte-identical campaigns with the default thread count, whatever CPUs each launcher gave a job (with
 `trainer.threads=null` they follow those CPUs), the sweep report still
-ends every multirun, and eight campaigns through Ray into one real `mlflow server` lose no run and no metric.
+ends every multirun, and four campaigns through Ray into one real `mlflow server` lose no run and no metric.
 
 Every process a launcher starts (Ray's gcs_server, raylet and workers, submitit's controllers) inherits a token in
 its environment; after each sweep no process holding it may be left (any that is gets killed by its pid).
@@ -169,13 +169,14 @@ def mlflow_server(tmp_path) -> Iterator[str]:
         yield url
 
 
-def test_eight_campaigns_through_ray_into_one_mlflow_server_lose_nothing(tmp_path, shared_data, mlflow_server):
-    strategies = ("random", "active", "diversity", "typiclust")
+def test_four_campaigns_through_ray_into_one_mlflow_server_lose_nothing(tmp_path, shared_data, mlflow_server):
+    """Two jobs at a time (Ray's 2 CPUs, 1 a job) write into one server: two strategies x two seeds."""
+    strategies = ("random", "typiclust")
     sweep_args = ("-m", f"selection={','.join(strategies)}", "seed=0,1", "round=2", f"tracking.uri={mlflow_server}")
     outputs = tmp_path / "out"
     with nothing_left_behind() as env, local_ray() as ray:
         proc = run_bpsrun(*sweep_args, *ray, outputs=outputs, data=shared_data, env=env)
-    assert "Ray Launcher is launching 8 jobs" in proc.stdout + proc.stderr
+    assert "Ray Launcher is launching 4 jobs" in proc.stdout + proc.stderr
     campaigns = {f"synthetic-{s}-s{seed}" for s in strategies for seed in (0, 1)}
     sweep = sweep_dir(outputs)
     assert {p.parent.parent.name for p in sweep.glob("*/.hydra/config.yaml")} == campaigns
@@ -188,7 +189,7 @@ def test_eight_campaigns_through_ray_into_one_mlflow_server_lose_nothing(tmp_pat
     assert len(search_runs(mlflow_server, exp_id, view="ALL")) == len(runs)  # none replaced or deleted
     tags = {r["info"]["run_id"]: pairs(r["data"].get("tags")) for r in runs}
     kinds = Counter(t.get("bpsrun.kind") for t in tags.values())
-    assert kinds == {"campaign": 8, "round": 16, "sweep": 1}, kinds
+    assert kinds == {"campaign": 4, "round": 8, "sweep": 1}, kinds
     parents = {t["bpsrun.campaign"]: run_id for run_id, t in tags.items() if t["bpsrun.kind"] == "campaign"}
     assert set(parents) == campaigns
     rounds: dict[str, list[str]] = {c: [] for c in campaigns}

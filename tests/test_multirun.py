@@ -1,4 +1,5 @@
-"""Hydra multirun: every strategy x seed combination is its own campaign; bring-your-own folders."""
+"""Hydra multirun of several strategies over one pool; bring-your-own folders. (Every strategy x seed being its own
+campaign: tests/test_report.py and tests/test_launchers.py.)"""
 
 import shutil
 
@@ -10,14 +11,6 @@ from PIL import Image
 from tests.conftest import run_bpsrun
 
 pytestmark = pytest.mark.slow  # real servers or the command line in subprocesses
-
-
-def test_multirun_gives_separate_campaigns(tmp_path, shared_data):
-    run_bpsrun("-m", "selection=random,active", "seed=0,1", "round=2", outputs=tmp_path, data=shared_data)
-    campaigns = sorted(p.name for p in tmp_path.iterdir() if (p / "round_2" / "metrics.json").exists())
-    assert campaigns == ["synthetic-active-s0", "synthetic-active-s1", "synthetic-random-s0", "synthetic-random-s1"]
-    picks = {c: (tmp_path / c / "round_1" / "selected.txt").read_text() for c in campaigns}
-    assert picks["synthetic-random-s0"] != picks["synthetic-random-s1"]
 
 
 def test_balanced_hybrid_typiclust_and_bald_presets_run_end_to_end(tmp_path):

@@ -356,6 +356,8 @@ def test_multirun_ends_with_a_report_logged_to_mlflow(tmp_path, shared_data):
     rows = {r["strategy"]: r for r in csv.DictReader((report / "summary.csv").open())}
     assert set(rows) == {"random", "diversity"} and all(r["arm"] == r["strategy"] for r in rows.values())
     assert rows["diversity"]["baseline"] == "random" and rows["diversity"]["paired_seeds"] == "2"
+    picks = {s: (tmp_path / f"cmp-synthetic-random-s{s}" / "round_1" / "selected.txt").read_text() for s in (0, 1)}
+    assert picks[0] != picks[1]  # every strategy x seed is its own campaign: the seed changes random's picks
     for name, row in rows.items():
         aulcs = [expected_aulc(tmp_path / f"cmp-synthetic-{name}-s{s}") for s in (0, 1)]
         assert float(row["aulc_mean"]) == pytest.approx(np.mean(aulcs))
