@@ -12,7 +12,7 @@ import shutil
 import sqlite3
 import uuid
 from collections.abc import Iterable
-from contextlib import closing, nullcontext, suppress
+from contextlib import closing, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from bpsrun.errors import BpsrunError
+from bpsrun.files import DiskFull, atomic_file
 from bpsrun.lock import shared_lock
 
 SECRET = re.compile(r"(token|secret|password|passwd|access_key|api_key|credential)", re.IGNORECASE)
@@ -112,18 +113,13 @@ def empty_store() -> Path | None:
     template = cache_dir() / "mlflow" / f"empty-store-{mlflow.__version__}.db"
     if template.exists():
         return template
-    tmp = template.with_name(f".{template.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        template.parent.mkdir(parents=True, exist_ok=True)
-        open_store(tmp)
-        with closing(sqlite3.connect(tmp)) as db, db:
-            db.execute("DELETE FROM experiments")  # only MLflow's Default, which it re-adds on first open
-        os.replace(tmp, template)
-    except (OSError, sqlite3.Error):
+        with atomic_file(template) as tmp:  # its temporaries name their writer: a killed one's are swept
+            open_store(tmp)
+            with closing(sqlite3.connect(tmp)) as db, db:
+                db.execute("DELETE FROM experiments")  # only MLflow's Default, which it re-adds on first open
+    except (OSError, sqlite3.Error, DiskFull):
         return None
-    finally:
-        with suppress(OSError):  # no folder to make it in: nothing to remove either
-            tmp.unlink(missing_ok=True)
     return template
 
 
