@@ -20,14 +20,12 @@ import pytest
 import requests
 
 from bpsrun.errors import BpsrunError
+from bpsrun.label.environment import DEFAULT_VENV, INSTALL_LOG, VENV_MARKER, ensure_venv
 from bpsrun.label.server import (
-    DEFAULT_VENV,
     LOG_FILE,
     PASSWORD_FILE,
     PID_FILE,
     TOKEN_FILE,
-    VENV_MARKER,
-    ensure_venv,
     group_members,
     holders,
     listening_inodes,
@@ -66,7 +64,9 @@ def launcher(*args: str, env: dict[str, str] | None = None, timeout: float = 600
 
 
 def start_detached(port: int, data_dir: Path, document_root: Path) -> dict:
-    """A detached Label Studio; its pid file's record."""
+    """A detached Label Studio; its pid file's record. The environment is installed here first, out of reach of
+    the launcher's timeout (a slow index must not get the installer killed)."""
+    ensure_venv(LS_VENV)
     proc = launcher("--detach", *server_args(port, data_dir, document_root))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     record = json.loads((data_dir / PID_FILE).read_text())
@@ -298,10 +298,11 @@ pip._vendor.urllib3.exceptions.ProtocolError: ("Connection broken: IncompleteRea
 """
 
 
-def crashing_pip(venv: Path, crashes: int) -> Path:
-    """A bpsrun-made environment whose python (standing in for its pip) crashes `crashes` times, then installs;
-    each call appends a line to the returned file."""
+def crashing_pip(venv: Path, crashes: int, seconds: float = 0) -> Path:
+    """A bpsrun-made environment whose python (standing in for its pip) crashes `crashes` times, then installs
+    after `seconds`; each call appends a line to the returned file."""
     (venv / "bin").mkdir(parents=True, exist_ok=True)
+    (venv / "bin" / "pip").touch()  # a whole environment: only pip's install is left
     (venv / VENV_MARKER).write_text("made by the test\n")
     (venv / "crash.txt").write_text(PIP_CRASH)
     calls = venv / "calls"
@@ -309,7 +310,7 @@ def crashing_pip(venv: Path, crashes: int) -> Path:
     python = venv / "bin" / "python"
     python.write_text(
         f"#!/bin/sh\necho call >> {calls}\n"
-        f'if [ "$(wc -l < {calls})" -gt {crashes} ]; then touch {venv}/bin/label-studio; exit 0; fi\n'
+        f'if [ "$(wc -l < {calls})" -gt {crashes} ]; then sleep {seconds}; touch {venv}/bin/label-studio; exit 0; fi\n'
         f"cat {venv / 'crash.txt'}; exit 2\n"
     )
     python.chmod(0o755)
@@ -331,3 +332,67 @@ def test_a_pip_crash_is_retried_once_then_named_by_its_exception(tmp_path):
     assert 'pip failed (pip._vendor.urllib3.exceptions.ProtocolError: ("Connection broken: IncompleteRead' in str(
         err.value
     )
+
+
+def test_an_environment_of_ours_cut_short_is_rebuilt_and_a_foreign_folder_refused(tmp_path, monkeypatch):
+    """A creation killed before ensurepip finished (seen in CI) keeps our marker, so the next start rebuilds the
+    environment instead of refusing it as someone else's folder; a folder without the marker is left alone."""
+    for key in [k for k in os.environ if k.startswith("PIP_")]:
+        monkeypatch.delenv(key)
+    for key, value in {"PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_CONFIG_FILE": os.devnull,
+                       "PIP_RETRIES": "1"}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    venv = tmp_path / "cut-short"
+    code = f"from bpsrun.label.environment import ensure_venv; ensure_venv({str(venv)!r})"
+    creating = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not (venv / "bin" / "python").exists():  # linked before ensurepip starts
+        assert creating.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    os.killpg(creating.pid, signal.SIGKILL)  # with its ensurepip
+    creating.wait()
+    assert not (venv / "bin" / "pip").exists()  # really cut short
+
+    pythons = []
+    for _ in range(2):  # rebuilt once, then only pip is run again
+        with pytest.raises(BpsrunError, match=r"http://127.0.0.1:9/simple is unreachable \(connection refused\)"):
+            ensure_venv(venv)
+        assert (venv / "bin" / "pip").exists() and (venv / VENV_MARKER).exists()
+        assert (venv / INSTALL_LOG).exists()
+        pythons.append((venv / "bin" / "python").lstat().st_ino)
+    assert pythons[0] == pythons[1]
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("mine\n")
+    with pytest.raises(BpsrunError, match=f"--venv {theirs} exists but holds no label-studio and was not made by"):
+        ensure_venv(theirs)
+    assert [p.name for p in theirs.iterdir()] == ["notes.txt"]
+
+
+def test_a_disk_without_room_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    from bpsrun.label import environment
+
+    monkeypatch.setattr(environment, "NEEDED_BYTES", shutil.disk_usage(tmp_path).total + 1)  # more than it holds
+    venv = tmp_path / "new"
+    with pytest.raises(BpsrunError, match=f"it needs about [0-9.]+ GB free and {tmp_path} has [0-9.]+ GB"):
+        ensure_venv(venv)
+    assert not venv.exists()
+
+
+def test_a_start_waits_for_the_pip_of_a_killed_start_instead_of_racing_it(tmp_path):
+    """The launcher killed while its pip runs (a test's timeout did this in CI) leaves pip running: the next start
+    waits for that pip's lock, then finds label-studio installed, and runs no pip of its own."""
+    venv = tmp_path / "venv"
+    calls = crashing_pip(venv, crashes=0, seconds=3)
+    code = f"from bpsrun.label.environment import ensure_venv; ensure_venv({str(venv)!r})"
+    first = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not calls.exists():
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    first.kill()  # pip goes on, an orphan
+    first.wait()
+    assert not (venv / "bin" / "label-studio").exists()
+    assert ensure_venv(venv) == venv / "bin" / "label-studio"
+    assert calls.read_text().count("call") == 1

@@ -12,10 +12,10 @@ and every process it started (its process group). `--reuse` accepts the data dir
 port and document root match (so the same command can be run again).
 
 Label Studio pins old numpy, pyarrow and pytz, so it lives in its own virtual environment (`--venv`, created on
-first use with `pip install label-studio==<LABEL_STUDIO_VERSION>`). The first start creates a user and a legacy
-API token; user, password and token reach Label Studio through its environment, never its command line. They
-are kept in the data dir (`bpsrun-token`, `bpsrun-password`, mode 600), with the pid file (`bpsrun-server.json`)
-and Label Studio's output (`label-studio.log`). The token is never printed:
+first use with `pip install label-studio==<LABEL_STUDIO_VERSION>` by bpsrun.label.environment). The first start
+creates a user and a legacy API token; user, password and token reach Label Studio through its environment, never
+its command line. They are kept in the data dir (`bpsrun-token`, `bpsrun-password`, mode 600), with the pid file
+(`bpsrun-server.json`) and Label Studio's output (`label-studio.log`). The token is never printed:
 `export LABEL_STUDIO_API_KEY=$(cat <data-dir>/bpsrun-token)`.
 
 `add-user` signs a second annotator up to the running server through the organization's invite link (the link
@@ -37,7 +37,6 @@ import socket
 import subprocess
 import sys
 import time
-import venv
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,11 +45,9 @@ import requests
 
 from bpsrun.errors import BpsrunError
 from bpsrun.files import pid_alive
+from bpsrun.label.environment import DEFAULT_VENV, PACKAGE, ensure_venv
 from bpsrun.label.studio_api import error_text
 
-LABEL_STUDIO_VERSION = "1.23.2"
-PACKAGE = f"label-studio=={LABEL_STUDIO_VERSION}"
-DEFAULT_VENV = Path(".venv-labelstudio")
 DEFAULT_DATA_DIR = Path("outputs/labelstudio")
 DEFAULT_DOCUMENT_ROOT = Path("outputs")
 USERNAME = "labeler@bpsrun.local"
@@ -59,99 +56,8 @@ PASSWORD_FILE = "bpsrun-password"
 PID_FILE = "bpsrun-server.json"
 LOG_FILE = "label-studio.log"
 USERS_DIR = "bpsrun-users"  # in the data dir: each added annotator's <email>.token and <email>.password
-VENV_MARKER = "bpsrun-label-studio"  # in a virtual environment this module created
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 ME = "python -m bpsrun.label.server"
-
-
-# -- the virtual environment -----------------------------------------------------------------------------------
-
-
-def ensure_venv(path: Path) -> Path:
-    """The `label-studio` executable, installing it into its own environment when missing. An install that fails
-    raises one BpsrunError naming the package and the problem (pip's whole output stays in the environment)."""
-    path = Path(path)
-    exe = path / "bin" / "label-studio"
-    if exe.exists():
-        return exe
-    if path.exists() and any(path.iterdir()) and not (path / VENV_MARKER).exists():
-        raise BpsrunError(
-            f"--venv {path} exists but holds no label-studio and was not made by bpsrun; name a new folder "
-            f"(default {DEFAULT_VENV}) or an environment with {PACKAGE} installed"
-        )
-    print(f"installing {PACKAGE} into {path} (a minute or two) ...", file=sys.stderr, flush=True)
-    if not (path / "bin" / "python").exists():
-        try:
-            venv.create(path, with_pip=True)
-        except (OSError, subprocess.CalledProcessError) as exc:
-            raise BpsrunError(
-                f"cannot create a virtual environment at {path} ({exc}); on Debian/Ubuntu install python3-venv"
-            ) from None
-        (path / VENV_MARKER).write_text(f"made by bpsrun.label.server for {PACKAGE}\n")
-    log = path / "bpsrun-install.log"
-    pip = [str(path / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar=off"]
-    for attempt in range(1, INSTALL_ATTEMPTS + 1):
-        with open(log, "w") as out:
-            code = subprocess.run(
-                [*pip, PACKAGE], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            ).returncode
-        output = log.read_text(errors="replace")
-        if code == 0 and exe.exists():
-            return exe
-        if attempt == INSTALL_ATTEMPTS or not pip_crashed(output):
-            break
-        print(f"pip crashed ({pip_exception(output)}); trying once more ...", file=sys.stderr, flush=True)
-    raise BpsrunError(install_problem(output, path, log))
-
-
-INSTALL_ATTEMPTS = 2  # pip retries a refused connection itself, not a download cut off halfway (it crashes)
-
-
-def pip_crashed(output: str) -> bool:
-    """pip ended in an unhandled exception (its `ERROR: Exception:` and a traceback), not a resolver's verdict."""
-    return "ERROR: Exception:" in output
-
-
-def pip_exception(output: str) -> str:
-    """The last line of pip's traceback: the exception itself."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
-
-
-_NETWORK_PROBLEMS = [
-    (r"Connection refused", "connection refused"),
-    (r"Name or service not known|Temporary failure in name resolution|nodename nor servname", "host not found"),
-    (r"timed out|Timeout", "timed out"),
-    (r"CERTIFICATE_VERIFY_FAILED|SSLError", "TLS certificate not trusted"),
-    (r"ProxyError|Tunnel connection failed", "proxy refused the connection"),
-    (r"Network is unreachable", "network unreachable"),
-    (r"HTTP error (\d{3})|(\d{3}) Client Error", "HTTP {}"),
-]
-
-
-def install_problem(output: str, path: Path, log: Path) -> str:
-    """One line out of pip's output: which package, which index, what went wrong, what to do."""
-    missing = re.findall(r"No matching distribution found for (\S+)", output)
-    package = missing[-1] if missing else PACKAGE
-    shown = re.findall(r"Looking in indexes: (.+)", output)
-    index = shown[-1].strip() if shown else os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple")
-    for pattern, what in _NETWORK_PROBLEMS:
-        found = re.search(pattern, output)
-        if found:
-            code = next((g for g in found.groups() if g), "")
-            problem = f"the package index {index} is unreachable ({what.format(code)})"
-            break
-    else:
-        errors = [line.strip()[len("ERROR: ") :] for line in output.splitlines() if line.startswith("ERROR:")]
-        if missing:
-            problem = f"the package index {index} has no {package}"
-        else:
-            what = pip_exception(output) if pip_crashed(output) else errors[-1] if errors else "see its output"
-            problem = f"pip failed ({what}; index {index})"
-    return (
-        f"cannot install {package} into {path}: {problem}; set PIP_INDEX_URL to a reachable index or fix the "
-        f"network, or pass --venv with an environment holding {PACKAGE}; pip's output: {log}"
-    )
 
 
 def secret_file(path: Path, nbytes: int) -> str:
