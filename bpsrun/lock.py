@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,12 +40,19 @@ def campaign_lock(root: Path) -> Iterator[None]:
 
 
 @contextmanager
-def shared_lock(path: Path) -> Iterator[None]:
-    """Wait for exclusive use of `path` (a cache entry several parallel campaigns may want to compute)."""
+def shared_lock(path: Path, waiting: str | None = None) -> Iterator[int]:
+    """Wait for exclusive use of `path` (a cache entry several parallel campaigns may want to compute), printing
+    `waiting` when another process holds it. Yields the lock's file descriptor: a child given it (`pass_fds`)
+    holds the lock too, until it ends."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                print(waiting, file=sys.stderr, flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield f.fileno()
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)

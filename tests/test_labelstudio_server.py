@@ -334,6 +334,17 @@ def test_a_pip_crash_is_retried_once_then_named_by_its_exception(tmp_path):
     )
 
 
+def installing(venv: Path, until: Path) -> subprocess.Popen:
+    """`ensure_venv(venv)` in a process of its own (and its own process group), once `until` exists."""
+    code = f"from bpsrun.label.environment import ensure_venv; ensure_venv({str(venv)!r})"
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not until.exists():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    return proc
+
+
 def test_an_environment_of_ours_cut_short_is_rebuilt_and_a_foreign_folder_refused(tmp_path, monkeypatch):
     """A creation killed before ensurepip finished (seen in CI) keeps our marker, so the next start rebuilds the
     environment instead of refusing it as someone else's folder; a folder without the marker is left alone."""
@@ -343,12 +354,7 @@ def test_an_environment_of_ours_cut_short_is_rebuilt_and_a_foreign_folder_refuse
                        "PIP_RETRIES": "1"}.items():  # fmt: skip
         monkeypatch.setenv(key, value)
     venv = tmp_path / "cut-short"
-    code = f"from bpsrun.label.environment import ensure_venv; ensure_venv({str(venv)!r})"
-    creating = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while not (venv / "bin" / "python").exists():  # linked before ensurepip starts
-        assert creating.poll() is None and time.monotonic() < deadline
-        time.sleep(0.02)
+    creating = installing(venv, until=venv / "bin" / "python")  # linked before ensurepip starts
     os.killpg(creating.pid, signal.SIGKILL)  # with its ensurepip
     creating.wait()
     assert not (venv / "bin" / "pip").exists()  # really cut short
@@ -385,12 +391,7 @@ def test_a_start_waits_for_the_pip_of_a_killed_start_instead_of_racing_it(tmp_pa
     waits for that pip's lock, then finds label-studio installed, and runs no pip of its own."""
     venv = tmp_path / "venv"
     calls = crashing_pip(venv, crashes=0, seconds=3)
-    code = f"from bpsrun.label.environment import ensure_venv; ensure_venv({str(venv)!r})"
-    first = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not calls.exists():
-        assert first.poll() is None and time.monotonic() < deadline
-        time.sleep(0.02)
+    first = installing(venv, until=calls)
     first.kill()  # pip goes on, an orphan
     first.wait()
     assert not (venv / "bin" / "label-studio").exists()

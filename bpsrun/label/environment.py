@@ -1,23 +1,21 @@
 """Label Studio's own virtual environment (its pins clash with ours): created on first use, and recognised as
 bpsrun's by a marker file written before anything else, so that a creation cut short (a kill, a full disk) is
-rebuilt on the next start instead of refused as someone else's folder. One install at a time: the environment's
-directory is locked, and pip holds the lock too, so a start whose installer was killed while pip ran waits for
+rebuilt on the next start instead of refused as someone else's folder. One install at a time: the marker is also
+the install's lock, and pip holds the lock too, so a start whose installer was killed while pip ran waits for
 that pip instead of racing it."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import re
 import shutil
 import subprocess
 import sys
 import venv
-from collections.abc import Iterator
 from pathlib import Path
 
 from bpsrun.errors import BpsrunError
+from bpsrun.lock import shared_lock
 
 LABEL_STUDIO_VERSION = "1.23.2"
 PACKAGE = f"label-studio=={LABEL_STUDIO_VERSION}"
@@ -41,29 +39,14 @@ def ensure_venv(path: Path) -> Path:
             f"(default {DEFAULT_VENV}) or an environment with {PACKAGE} installed"
         )
     require_space(path)
-    path.mkdir(parents=True, exist_ok=True)
-    with install_lock(path) as lock:
+    waiting = f"another install into {path} is running; waiting for it ..."
+    with shared_lock(path / VENV_MARKER, waiting) as lock:
         if exe.exists():  # the install we waited for
             return exe
         print(f"installing {PACKAGE} into {path} (a minute or two) ...", file=sys.stderr, flush=True)
         if not (path / "bin" / "pip").exists():  # new, or ours and cut short before ensurepip finished
             create_venv(path)
         return install(path, exe, lock)
-
-
-@contextlib.contextmanager
-def install_lock(path: Path) -> Iterator[int]:
-    """An exclusive lock on the environment's directory, waited for when another install holds it."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"another install into {path} is running; waiting for it ...", file=sys.stderr, flush=True)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield fd
-    finally:
-        os.close(fd)
 
 
 def require_space(path: Path) -> None:
@@ -78,9 +61,10 @@ def require_space(path: Path) -> None:
 
 
 def create_venv(path: Path) -> None:
-    """A fresh environment with pip in the (locked, so kept) directory `path`, the marker written first; an earlier,
-    unfinished one of ours is cleared."""
+    """A fresh environment with pip in `path`, beside the (locked) marker; an unfinished one of ours is cleared."""
     for child in path.iterdir():
+        if child.name == VENV_MARKER:
+            continue
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
         else:
@@ -89,11 +73,10 @@ def create_venv(path: Path) -> None:
     try:
         venv.create(path, with_pip=True)
     except (OSError, subprocess.CalledProcessError) as exc:
-        output = getattr(exc, "output", None) or ""
-        cause = last_line(output if isinstance(output, str) else output.decode(errors="replace")) or str(exc)
+        output = exc.output if isinstance(exc, subprocess.CalledProcessError) and exc.output else b""
         raise BpsrunError(
-            f"cannot create a virtual environment at {path} ({cause}); on Debian/Ubuntu install python3-venv, "
-            "or free disk space; the next start rebuilds it"
+            f"cannot create a virtual environment at {path} ({last_line(output.decode(errors='replace')) or exc}); "
+            "on Debian/Ubuntu install python3-venv, or free disk space; the next start rebuilds it"
         ) from None
 
 
