@@ -4,12 +4,19 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from bpsrun.campaign import Campaign
+from bpsrun.numerics import KERNELS
+
+# The default trainer.cpu_kernels, pinned before this process imports torch: a campaign run in-process
+# (run_command, run_in_process) then computes what the command computes in its own process.
+os.environ.update(KERNELS["avx2"])
+
+from bpsrun.campaign import Campaign  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,6 +51,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.path.stem not in LABEL_STUDIO_FILES)
 
 
+def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:
+    """On the controller: each id a worker collected carries its group, unless xdist could not append it."""
+    if node.config.getvalue("dist") == "loadgroup" and ids and "@" not in ids[0]:
+        pytest.exit(
+            f"pytest {pytest.__version__} with this pytest-xdist ignores --dist loadgroup (no test id carries its "
+            "group): every file would build its fixtures on each worker; install pytest<9.2 (pyproject.toml)",
+            returncode=4,
+        )
+
+
 def tiny_overrides(overrides: tuple[str, ...], outputs: Path, data: Path | None) -> list[str]:
     """The TINY settings and, unless a dataset is named, 60 synthetic images; then the test's own overrides."""
     rest = list(overrides)
@@ -73,6 +90,34 @@ def run_in_process(*overrides: str, outputs: Path, data: Path | None = None, con
     with contextlib.redirect_stdout(out):
         Campaign(compose_config(*overrides, outputs=outputs, data=data, conf=conf)).run()
     return out.getvalue()
+
+
+def run_command(
+    *overrides: str, outputs: Path, data: Path | None = None, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """The command as a user would type it (`bpsrun.__main__.main` with its argv: Hydra's parsing, logging and
+    exit codes), in this process: a subprocess costs 10-12 s of imports, this ~1 s. `env` is set for the run only.
+    Tests of what only a process shows (signals, kills, pinned kernels, the installed entry point) use
+    `run_bpsrun`."""
+    from bpsrun.__main__ import main
+
+    argv = ["bpsrun", *bpsrun_command(*overrides, outputs=outputs, data=data)[3:]]
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        mock.patch.object(sys, "argv", argv),
+        mock.patch.dict(os.environ, env or {}),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    proc = subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"bpsrun failed ({code}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
 
 
 def run_bpsrun(

@@ -12,7 +12,7 @@ import pytest
 import tifffile
 
 from bpsrun.errors import AwaitingLabels, BpsrunError
-from tests.conftest import run_bpsrun, run_in_process, snapshot
+from tests.conftest import run_command, run_in_process, snapshot
 
 TINY_SYNTH = 60
 
@@ -353,7 +353,7 @@ def test_a_truth_file_without_the_validation_images_is_refused_before_any_write(
     ],
 )
 def test_the_command_prints_one_error_line_and_exits_2(args, needles, tmp_path):
-    proc = run_bpsrun(*args, outputs=tmp_path, check=False)
+    proc = run_command(*args, outputs=tmp_path, check=False)
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("bpsrun: error:")]
     assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
@@ -363,6 +363,6 @@ def test_the_command_prints_one_error_line_and_exits_2(args, needles, tmp_path):
 
 @pytest.mark.slow
 def test_a_config_group_typo_gets_hydras_message(tmp_path):
-    proc = run_bpsrun("selection=actve", outputs=tmp_path, check=False)
+    proc = run_command("selection=actve", outputs=tmp_path, check=False)
     assert proc.returncode != 0
     assert "Could not find 'selection/actve'" in proc.stderr and "Available options" in proc.stderr

@@ -18,7 +18,7 @@ from bpsrun.errors import BpsrunError
 from bpsrun.layout import Layout
 from bpsrun.lock import campaign_lock
 from bpsrun.tracking.round_log import captions
-from tests.conftest import ROUND_ARTIFACTS, compose_config, run_bpsrun, run_in_process, snapshot
+from tests.conftest import ROUND_ARTIFACTS, compose_config, run_bpsrun, run_command, run_in_process, snapshot
 
 CAMPAIGN = "synthetic-active-s0"
 
@@ -158,7 +158,7 @@ def test_second_writer_is_refused(campaign, shared_data):
 def test_second_command_is_refused_and_dead_lock_is_taken_over(campaign, shared_data):
     outputs, _ = campaign
     with campaign_lock(outputs / CAMPAIGN):
-        proc = run_bpsrun("round=2", "selection=active", outputs=outputs, data=shared_data, check=False)
+        proc = run_command("round=2", "selection=active", outputs=outputs, data=shared_data, check=False)
     assert proc.returncode == 2 and "campaign is in use by another bpsrun process" in proc.stderr
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; from bpsrun.lock import campaign_lock\n"
@@ -168,7 +168,7 @@ def test_second_command_is_refused_and_dead_lock_is_taken_over(campaign, shared_
     assert holder.stdout.readline().strip() == "locked"
     holder.send_signal(signal.SIGKILL)
     holder.wait()
-    run_bpsrun("round=2", "selection=active", outputs=outputs, data=shared_data)
+    run_command("round=2", "selection=active", outputs=outputs, data=shared_data)
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from bpsrun.label.consensus import majority
 from bpsrun.label.server import USERS_DIR
 from bpsrun.label.studio_api import LabelStudio
 from bpsrun.label.timing import labeling_metrics
-from tests.conftest import run_bpsrun
+from tests.conftest import run_command
 from tests.test_labelstudio_live import api, project_tasks
 from tests.test_labelstudio_server import launcher
 
@@ -95,7 +95,7 @@ def test_two_annotators_label_one_round(label_studio, second_token, shared_data,
     )
 
     # the project is created with the overlap asked for
-    first = run_bpsrun(*live, "labeling.overlap=0.25", outputs=outputs, data=shared_data, env=env, check=False)
+    first = run_command(*live, "labeling.overlap=0.25", outputs=outputs, data=shared_data, env=env, check=False)
     assert first.returncode == 3, first.stderr[-3000:]
     assert project_settings(url, token, CAMPAIGN) == (2, 25)
     tasks = project_tasks(url, token, CAMPAIGN)
@@ -107,7 +107,7 @@ def test_two_annotators_label_one_round(label_studio, second_token, shared_data,
     for k, task in enumerate(tasks):
         annotate(url, token, task["id"], CLASSES[k % 2], 2.5 + k)
     # every image has a label, but the two tasks of the 25 % cohort await their second: the round does not train
-    waiting = run_bpsrun(*live, "labeling.overlap=0.25", outputs=outputs, data=shared_data, env=env, check=False)
+    waiting = run_command(*live, "labeling.overlap=0.25", outputs=outputs, data=shared_data, env=env, check=False)
     assert waiting.returncode == 3, waiting.stderr[-3000:]
     assert "round 1: 2 of 8 tasks still wait for the second annotation" in waiting.stderr
     assert not (outputs / CAMPAIGN / "round_1" / "labels.json").exists()
@@ -116,7 +116,7 @@ def test_two_annotators_label_one_round(label_studio, second_token, shared_data,
         annotate(url, second_token, task["id"], CLASSES[1 - k % 2] if k in (1, 4, 6) else mine, 10.25 + 3 * k)
 
     # the rerun updates the project's overlap and trains on both users' labels
-    run_bpsrun(*live, "labeling.overlap=1.0", outputs=outputs, data=shared_data, env=env)
+    run_command(*live, "labeling.overlap=1.0", outputs=outputs, data=shared_data, env=env)
     assert project_settings(url, token, CAMPAIGN) == (2, 100)
     root = outputs / CAMPAIGN / "round_1"
     labels = json.loads((root / "labels.json").read_text())

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import REPO, run_bpsrun
+from tests.conftest import REPO, run_command
 
 pytestmark = pytest.mark.slow  # a real server, a browser, the command line in subprocesses
 
@@ -118,7 +118,7 @@ def test_a_labeler_sees_the_image_and_the_pre_annotation(shared_data, label_stud
     url, token = label_studio["url"], label_studio["token"]
     env = {"LABEL_STUDIO_API_KEY": token}
     live = ("labeling=labelstudio", f"labeling.url={url}", "campaign=seen", "labeling.preannotate=true")
-    assert run_bpsrun(*live, "round=1", outputs=outputs, data=shared_data, env=env, check=False).returncode == 3
+    assert run_command(*live, "round=1", outputs=outputs, data=shared_data, env=env, check=False).returncode == 3
     project = next(p for p in api(url, token, "GET", "/api/projects")["results"] if p["title"] == "seen")
     export = {"exportType": "JSON", "download_all_tasks": "true"}
     for k, task in enumerate(api(url, token, "GET", f"/api/projects/{project['id']}/export", params=export)):
@@ -126,7 +126,7 @@ def test_a_labeler_sees_the_image_and_the_pre_annotation(shared_data, label_stud
             {"from_name": "choice", "to_name": "image", "type": "choices", "value": {"choices": [CLASSES[k % 2]]}}
         ]
         api(url, token, "POST", f"/api/tasks/{task['id']}/annotations", json={"result": result})
-    second = run_bpsrun(*live, "round=2", outputs=outputs, data=shared_data, env=env, check=False)
+    second = run_command(*live, "round=2", outputs=outputs, data=shared_data, env=env, check=False)
     assert second.returncode == 3, second.stderr[-3000:]
 
     tasks = api(url, token, "GET", f"/api/projects/{project['id']}/export", params=export)

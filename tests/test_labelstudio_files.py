@@ -9,7 +9,7 @@ import requests
 from bpsrun.errors import BpsrunError
 from bpsrun.label.exports import flatten, one_vote_each, parse
 from bpsrun.label.studio_api import error_text, shorten
-from tests.conftest import run_bpsrun, snapshot
+from tests.conftest import run_command, snapshot
 
 CLASSES = ["track", "no track"]
 PICKS = ["P1_1-A1_001_001_proj.tif", "P1_1-A1_001_002_proj.tif", "P2_2-B3_004_001_proj.tif"]
@@ -80,7 +80,7 @@ def test_bad_records_are_named(record, message):
 def test_file_mode_round_trip(tmp_path, shared_data):
     out = tmp_path / "out"
     args = ("labeling=labelstudio", "round=1")
-    first = run_bpsrun(*args, outputs=out, data=shared_data, check=False)
+    first = run_command(*args, outputs=out, data=shared_data, check=False)
     assert first.returncode == 3, first.stderr[-2000:]
     assert "bpsrun: awaiting labels: round 1: 0 of 8 images labeled (no export yet)" in first.stderr
     root = out / "synthetic-active-s0"
@@ -101,7 +101,7 @@ def test_file_mode_round_trip(tmp_path, shared_data):
 
     # a rerun without an export still waits and changes nothing
     before = (folder / "tasks.json").read_bytes()
-    assert run_bpsrun(*args, outputs=out, data=shared_data, check=False).returncode == 3
+    assert run_command(*args, outputs=out, data=shared_data, check=False).returncode == 3
     assert (folder / "tasks.json").read_bytes() == before
 
     # the export, in Label Studio's exact text: escaped slashes, url-quoted paths, a relabel, a skipped task
@@ -118,7 +118,7 @@ def test_file_mode_round_trip(tmp_path, shared_data):
     records.insert(0, first_try)  # an older annotation of the same task loses
     text = json.dumps(records, indent=2).replace("/", "\\/")
     (folder / "annotation-1.json").write_text(text)
-    done = run_bpsrun(*args, outputs=out, data=shared_data)
+    done = run_command(*args, outputs=out, data=shared_data)
     assert done.returncode == 0
     labels = json.loads((root / "round_1" / "labels.json").read_text())
     assert {r["file_name"]: r["choice"] for r in labels} == wanted
@@ -127,7 +127,7 @@ def test_file_mode_round_trip(tmp_path, shared_data):
 
 def awaiting(out: Path, args: tuple[str, ...], data: Path, campaign: str) -> tuple[Path, list[dict]]:
     """Run round 1 up to "awaiting labels"; its labelstudio folder and tasks."""
-    assert run_bpsrun(*args, outputs=out, data=data, check=False).returncode == 3
+    assert run_command(*args, outputs=out, data=data, check=False).returncode == 3
     folder = out / campaign / "round_1" / "labelstudio"
     return folder, json.loads((folder / "tasks.json").read_text())
 
@@ -139,9 +139,9 @@ def test_file_mode_partial_export_waits_or_proceeds(tmp_path, shared_data):
     folder, tasks = awaiting(out, args, shared_data, "partial")
     half = [{**t["data"], "id": k, "choice": "track"} for k, t in enumerate(tasks[:3])]
     (folder / "export.json").write_text(json.dumps(half))
-    waiting = run_bpsrun(*args, outputs=out, data=shared_data, check=False)
+    waiting = run_command(*args, outputs=out, data=shared_data, check=False)
     assert waiting.returncode == 3 and "3 of 8 images labeled (export.json)" in waiting.stderr
-    run_bpsrun(*args, "labeling.partial=proceed", outputs=out, data=shared_data)
+    run_command(*args, "labeling.partial=proceed", outputs=out, data=shared_data)
     labels = json.loads((out / "partial" / "round_1" / "labels.json").read_text())
     assert sorted(r["file_name"] for r in labels) == sorted(t["data"]["file_name"] for t in tasks[:3])
 
@@ -154,7 +154,7 @@ def test_export_from_another_campaign_is_refused_and_state_kept(tmp_path, shared
     foreign = [{**t["data"], "campaign": "theirs", "id": k, "choice": "track"} for k, t in enumerate(tasks)]
     (folder / "export.json").write_text(json.dumps(foreign))
     before = snapshot(out / "mine")
-    proc = run_bpsrun(*args, outputs=out, data=shared_data, check=False)
+    proc = run_command(*args, outputs=out, data=shared_data, check=False)
     assert proc.returncode == 2
     assert f"{folder / 'export.json'}: record 0 belongs to campaign 'theirs', not 'mine'" in proc.stderr
     assert snapshot(out / "mine") == before

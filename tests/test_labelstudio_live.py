@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import REPO, bpsrun_command, run_bpsrun, snapshot
+from tests.conftest import REPO, bpsrun_command, run_command, snapshot
 from tests.s3server import BUCKET, ProcessS3Server, bps_like
 from tests.test_labelstudio_server import free_port
 
@@ -55,7 +55,7 @@ def test_live_round_trip(studio, shared_data):
     env = {"LABEL_STUDIO_API_KEY": token}
     live = ("labeling=labelstudio", f"labeling.url={url}", "campaign=live")
 
-    first = run_bpsrun(*live, "round=1", outputs=outputs, data=shared_data, env=env, check=False)
+    first = run_command(*live, "round=1", outputs=outputs, data=shared_data, env=env, check=False)
     assert first.returncode == 3, first.stderr[-3000:]
     assert "round 1: 0 of 8 images labeled in Label Studio" in first.stderr
     tasks = project_tasks(url, token, "live")
@@ -65,7 +65,7 @@ def test_live_round_trip(studio, shared_data):
     assert (package / "tasks.json").exists() and not (package / "NEXT_STEPS.txt").exists()  # file mode's steps
 
     # a rerun imports nothing twice
-    again = run_bpsrun(*live, "round=1", outputs=outputs, data=shared_data, env=env, check=False)
+    again = run_command(*live, "round=1", outputs=outputs, data=shared_data, env=env, check=False)
     assert again.returncode == 3
     assert len(project_tasks(url, token, "live")) == len(picks)
 
@@ -79,7 +79,7 @@ def test_live_round_trip(studio, shared_data):
     for k, task in enumerate(tasks):
         annotate(url, token, task["id"], CLASSES[k % 2])
         wanted[task["data"]["file_name"]] = CLASSES[k % 2]
-    run_bpsrun(*live, "round=1", outputs=outputs, data=shared_data, env=env)
+    run_command(*live, "round=1", outputs=outputs, data=shared_data, env=env)
     labels = json.loads((outputs / "live" / "round_1" / "labels.json").read_text())
     assert {r["file_name"]: r["choice"] for r in labels} == wanted
 
@@ -120,10 +120,10 @@ def test_document_root_mismatch_is_refused_before_any_import(studio, shared_data
     env = {"LABEL_STUDIO_API_KEY": token}
     elsewhere = tmp_path / "elsewhere"  # not below the server's document root
     args = ("labeling=labelstudio", "campaign=misplaced", "round=1")
-    assert run_bpsrun(*args, outputs=elsewhere, data=shared_data, check=False).returncode == 3  # file mode
+    assert run_command(*args, outputs=elsewhere, data=shared_data, check=False).returncode == 3  # file mode
     before = snapshot(elsewhere / "misplaced")
 
-    proc = run_bpsrun(*args, f"labeling.url={url}", outputs=elsewhere, data=shared_data, env=env, check=False)
+    proc = run_command(*args, f"labeling.url={url}", outputs=elsewhere, data=shared_data, env=env, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
         f"bpsrun: error: Label Studio at {url} serves local files below {served_root} (its --document-root, "
@@ -137,7 +137,7 @@ def test_document_root_mismatch_is_refused_before_any_import(studio, shared_data
 
     # labeling.document_root that does not hold the campaign: refused by bpsrun alone, naming the key
     inner = elsewhere / "misplaced" / "round_1"
-    proc = run_bpsrun(*args, f"labeling.document_root={inner}", outputs=elsewhere, data=shared_data, check=False)
+    proc = run_command(*args, f"labeling.document_root={inner}", outputs=elsewhere, data=shared_data, check=False)
     assert proc.returncode == 2
     assert (
         proc.stderr.strip()
@@ -149,17 +149,15 @@ def test_document_root_mismatch_is_refused_before_any_import(studio, shared_data
     assert snapshot(elsewhere / "misplaced") == before
 
 
-def test_unreachable_server_and_missing_token_are_clear(tmp_path, shared_data):
+def test_unreachable_server_and_missing_token_are_clear(tmp_path, shared_data, monkeypatch):
     dead = f"http://127.0.0.1:{free_port()}"
     args = ("labeling=labelstudio", f"labeling.url={dead}")
-    proc = run_bpsrun(*args, outputs=tmp_path, data=shared_data, env={"LABEL_STUDIO_API_KEY": "0" * 40}, check=False)
+    proc = run_command(*args, outputs=tmp_path, data=shared_data, env={"LABEL_STUDIO_API_KEY": "0" * 40}, check=False)
     assert proc.returncode == 2
     assert f"labeling.url={dead}: cannot reach Label Studio" in proc.stderr
     assert not (tmp_path / "synthetic-active-s0").exists()  # refused before anything was written
-    env = {k: v for k, v in os.environ.items() if k != "LABEL_STUDIO_API_KEY"}
-    proc = subprocess.run(
-        bpsrun_command(*args, outputs=tmp_path, data=shared_data), cwd=REPO, env=env, capture_output=True, text=True
-    )
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
+    proc = run_command(*args, outputs=tmp_path, data=shared_data, check=False)
     assert proc.returncode == 2
     assert "labeling.url is set but LABEL_STUDIO_API_KEY is empty" in proc.stderr
 
@@ -195,7 +193,7 @@ def human_campaign(studio, args: tuple[str, ...], campaign: str, truth: dict[str
     url, token, outputs = studio
     env = {"LABEL_STUDIO_API_KEY": token}
     live = (*args, "labeling=labelstudio", f"labeling.url={url}", f"campaign={campaign}")
-    first = run_bpsrun(*live, "round=2", outputs=outputs, env=env, check=False)
+    first = run_command(*live, "round=2", outputs=outputs, env=env, check=False)
     assert first.returncode == 3, first.stderr[-3000:]
     root = outputs / campaign
     val = [r["file"] for r in csv.DictReader((root / "manifest.csv").open()) if r["split"] == "val"]
@@ -208,7 +206,7 @@ def human_campaign(studio, args: tuple[str, ...], campaign: str, truth: dict[str
         file = task["data"]["file_name"]
         annotate(url, token, task["id"], "track" if kinds[file] == "validation" else truth.get(file, "no track"))
 
-    second = run_bpsrun(*live, "round=2", outputs=outputs, env=env, check=False)  # round 1 trains, round 2 asks
+    second = run_command(*live, "round=2", outputs=outputs, env=env, check=False)  # round 1 trains, round 2 asks
     assert second.returncode == 3, second.stderr[-3000:]
     assert "round 2: 0 of 8 images labeled in Label Studio" in second.stderr
     round1 = json.loads((root / "round_1" / "metrics.json").read_text())
@@ -217,7 +215,7 @@ def human_campaign(studio, args: tuple[str, ...], campaign: str, truth: dict[str
     assert len(round2) == 8 and all(t["data"]["kind"] == "training" for t in round2)
     for task in round2:
         annotate(url, token, task["id"], truth.get(task["data"]["file_name"], "track"))
-    run_bpsrun(*live, "round=2", outputs=outputs, env=env)
+    run_command(*live, "round=2", outputs=outputs, env=env)
 
     # metrics on the human validation labels only; those labels never trained a model
     metrics = json.loads((root / "round_2" / "metrics.json").read_text())

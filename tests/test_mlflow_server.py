@@ -20,7 +20,7 @@ import boto3
 import pytest
 import requests
 
-from tests.conftest import ROUND_ARTIFACTS, run_bpsrun
+from tests.conftest import ROUND_ARTIFACTS, run_command
 from tests.s3server import CREDENTIALS, S3Server
 
 pytestmark = pytest.mark.slow  # real servers and the command line in subprocesses
@@ -169,7 +169,7 @@ def test_campaign_through_a_tracking_server_with_s3_artifacts(s3, tracking, tmp_
     nowhere = str(tmp_path / "no-aws")
     no_aws = {"AWS_SHARED_CREDENTIALS_FILE": nowhere, "AWS_CONFIG_FILE": nowhere, "AWS_EC2_METADATA_DISABLED": "true"}
     out = tmp_path / "out"
-    run_bpsrun(
+    run_command(
         "round=2", f"tracking.uri={tracking}", "tracking.log_model=true", outputs=out, data=shared_data, env=no_aws
     )
 

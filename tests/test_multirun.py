@@ -8,14 +8,14 @@ import pytest
 import tifffile
 from PIL import Image
 
-from tests.conftest import run_bpsrun
+from tests.conftest import run_command
 
 pytestmark = pytest.mark.slow  # real servers or the command line in subprocesses
 
 
 def test_balanced_hybrid_typiclust_and_bald_presets_run_end_to_end(tmp_path):
     # own data folder: the shared one may already hold these embeddings from another test
-    run_bpsrun("-m", "selection=bps_balanced,hybrid,typiclust,bald", "round=2", outputs=tmp_path, data=tmp_path / "d")
+    run_command("-m", "selection=bps_balanced,hybrid,typiclust,bald", "round=2", outputs=tmp_path, data=tmp_path / "d")
     mc = np.load(tmp_path / "synthetic-bald-s0" / "round_1" / "mc_probs.npy")
     assert mc.shape[0] == 10 and mc.shape[2] == 2 and not np.allclose(mc[0], mc[1])
     names = ("bps_balanced", "hybrid", "typiclust", "bald")
@@ -34,7 +34,7 @@ def test_balanced_hybrid_typiclust_and_bald_presets_run_end_to_end(tmp_path):
 
 def test_folder_dataset_with_png_and_tiff(tmp_path, shared_data):
     """Bring-your-own data: a folder of PNG and TIFF images with meta.csv, truth from dataset.truth_csv."""
-    run_bpsrun("round=1", "selection=random", outputs=tmp_path / "gen", data=shared_data)
+    run_command("round=1", "selection=random", outputs=tmp_path / "gen", data=shared_data)
     source = shared_data / "synthetic-n60-s1234-binary"
     folder = tmp_path / "mine"
     folder.mkdir()
@@ -54,15 +54,15 @@ def test_folder_dataset_with_png_and_tiff(tmp_path, shared_data):
     (tmp_path / "truth.csv").write_text("\n".join(truth) + "\n")
     out = tmp_path / "out"
     args = ("dataset=folder", f"dataset.path={folder}", "round=1", "selection=random")
-    proc = run_bpsrun(*args, outputs=out, check=False)
+    proc = run_command(*args, outputs=out, check=False)
     assert proc.returncode == 2 and "labeling=oracle needs ground truth; set dataset.truth_csv" in proc.stderr
-    run_bpsrun(*args, f"dataset.truth_csv={tmp_path / 'truth.csv'}", outputs=out)
+    run_command(*args, f"dataset.truth_csv={tmp_path / 'truth.csv'}", outputs=out)
     selected = (out / "folder-random-s0" / "round_1" / "selected.txt").read_text().splitlines()
     assert len(selected) == 8 and any(f.endswith(".png") for f in [*selected, *meta])
 
 
 def test_classifier_embedding_uses_the_previous_rounds_model(tmp_path, shared_data):
-    run_bpsrun("selection=diversity", "embedding=classifier", "round=2", outputs=tmp_path, data=shared_data)
+    run_command("selection=diversity", "embedding=classifier", "round=2", outputs=tmp_path, data=shared_data)
     root = tmp_path / "synthetic-diversity-s0"
     feats = np.load(root / "round_1" / "embeddings-classifier.npy")
     pool = sum(1 for line in (root / "manifest.csv").read_text().splitlines()[1:] if ",train," in line)

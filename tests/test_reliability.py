@@ -36,7 +36,7 @@ from bpsrun.data.manifest import read_meta
 from bpsrun.errors import AwaitingLabels, BpsrunError
 from bpsrun.files import DiskFull, atomic_dir, atomic_file, atomic_write_text, cached_npy
 from bpsrun.label.oracle import read_truth
-from tests.conftest import compose_config, run_bpsrun, run_in_process, snapshot
+from tests.conftest import compose_config, run_command, run_in_process, snapshot
 
 CLASSES = ["track", "no track"]
 
@@ -265,7 +265,7 @@ def test_wired_the_command_refuses_before_hydra_writes_its_folder(args, needles,
     args = tuple(a.format(file=tmp_path / "file") for a in args)
     outputs = next((a.split("=", 1)[1] for a in args if a.startswith("paths.outputs=")), str(work / "out"))
     rest = [a for a in args if not a.startswith("paths.outputs=")]
-    proc = run_bpsrun(*rest, outputs=Path(outputs), check=False)
+    proc = run_command(*rest, outputs=Path(outputs), check=False)
     assert proc.returncode == 2, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("bpsrun: error:")]
     assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_bpsrun
+from tests.conftest import run_command
 
 pytestmark = pytest.mark.slow  # real servers or the command line in subprocesses
 
@@ -28,7 +28,7 @@ def files_containing(folder: Path, text: str) -> list[Path]:
 
 
 def test_missing_token_is_a_clear_error(tmp_path, shared_data):
-    proc = run_bpsrun(*WORKER, "round=1", outputs=tmp_path, data=shared_data, check=False, env={"LIGHTLY_TOKEN": ""})
+    proc = run_command(*WORKER, "round=1", outputs=tmp_path, data=shared_data, check=False, env={"LIGHTLY_TOKEN": ""})
     assert proc.returncode == 2
     assert "needs your Lightly token in the LIGHTLY_TOKEN environment variable" in proc.stderr
     assert not (tmp_path / "synthetic-random-s0" / "round_1" / "selected.txt").exists()
@@ -37,7 +37,7 @@ def test_missing_token_is_a_clear_error(tmp_path, shared_data):
 def test_unreachable_server_is_a_clear_error_and_the_token_never_leaks(tmp_path, shared_data):
     server = f"http://127.0.0.1:{closed_port()}"
     env = {"LIGHTLY_TOKEN": TOKEN, "LIGHTLY_SERVER_LOCATION": server}
-    proc = run_bpsrun(*WORKER, "round=1", outputs=tmp_path, data=shared_data, check=False, env=env)
+    proc = run_command(*WORKER, "round=1", outputs=tmp_path, data=shared_data, check=False, env=env)
     assert proc.returncode == 2
     assert f"the Lightly API at {server} failed" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -50,7 +50,7 @@ def test_configs_are_validated_before_the_client_is_called(tmp_path, shared_data
     # a round config lightly's validator rejects (its own budget below 1) fails there, before any connection to
     # the (unreachable) server
     env = {"LIGHTLY_TOKEN": TOKEN, "LIGHTLY_SERVER_LOCATION": f"http://127.0.0.1:{closed_port()}"}
-    proc = run_bpsrun(
+    proc = run_command(
         *WORKER, "round=1", "+selection.first_round.n_samples=-3", outputs=tmp_path, data=shared_data, check=False,
         env=env,
     )  # fmt: skip

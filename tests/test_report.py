@@ -30,7 +30,7 @@ from bpsrun.report.curves import (
 )
 from bpsrun.report.jobs import job_choices
 from bpsrun.report.mlflow_sweep import metric_arm
-from tests.conftest import REPO, compose_config, run_bpsrun, tiny_overrides
+from tests.conftest import REPO, compose_config, run_command, tiny_overrides
 
 N = np.array([10, 20, 40])
 
@@ -348,7 +348,7 @@ def expected_aulc(root) -> float:
 def test_multirun_ends_with_a_report_logged_to_mlflow(tmp_path, shared_data):
     """compare_strategies shrunk to 2 strategies x 2 seeds, two rounds, through the joblib launcher (2 workers)."""
     overrides = ("-m", "experiment=compare_strategies", "selection=random,diversity", "seed=0,1", "round=2")
-    proc = run_bpsrun(*overrides, "selection.n_samples=8", "trainer.max_epochs=2", outputs=tmp_path, data=shared_data)
+    proc = run_command(*overrides, "selection.n_samples=8", "trainer.max_epochs=2", outputs=tmp_path, data=shared_data)
     assert "Joblib" in proc.stdout + proc.stderr  # the experiment's launcher, not the basic one
     (sweep,) = (tmp_path / "multirun" / "compare_strategies").iterdir()
     report = sweep / "report"

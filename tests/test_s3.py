@@ -14,7 +14,7 @@ from bpsrun.data.bps import Subset, parse_meta, select_subset
 from bpsrun.data.s3 import S3Location, safe_path
 from bpsrun.errors import BpsrunError
 from bpsrun.plugins import build
-from tests.conftest import REPO, TINY, compose_config, run_bpsrun
+from tests.conftest import REPO, TINY, compose_config, run_command
 from tests.s3server import BUCKET, CREDENTIALS, PREFIX, ProcessS3Server, S3Server, bps_like
 
 # every secret bpsrun reads from the environment, with values that cannot occur by chance
@@ -79,7 +79,9 @@ def test_escaping_key_in_the_bucket_fails_before_any_download(server, tmp_path):
     server.client().put_object(Bucket="escaping-bucket", Key=PREFIX + "meta.csv", Body=meta)
     server.client().put_object(Bucket="escaping-bucket", Key=PREFIX + "../../evil.tif", Body=b"x")
     cache = tmp_path / "cache"
-    proc = run_bpsrun(*bps_args(server, cache), "dataset.bucket=escaping-bucket", outputs=tmp_path / "out", check=False)
+    proc = run_command(
+        *bps_args(server, cache), "dataset.bucket=escaping-bucket", outputs=tmp_path / "out", check=False
+    )
     assert proc.returncode == 2
     assert "'../../evil.tif' would escape the cache folder" in proc.stderr
     assert not list(tmp_path.rglob("evil.tif"))
@@ -89,7 +91,7 @@ def test_escaping_key_in_the_bucket_fails_before_any_download(server, tmp_path):
 @pytest.mark.slow
 def test_two_round_campaign_from_the_local_server(server, tmp_path):
     cache = tmp_path / "cache"
-    run_bpsrun(*bps_args(server, cache), "round=2", "labeling=oracle", outputs=tmp_path / "out")
+    run_command(*bps_args(server, cache), "round=2", "labeling=oracle", outputs=tmp_path / "out")
     root = tmp_path / "out" / "bps-active-s0"
     manifest = read_rows(root / "manifest.csv")
     # the default subset, Gy-hi at 4 h, and nothing else
@@ -180,7 +182,7 @@ def test_download_resumes_after_the_server_stops(server, tmp_path):
     assert not (tmp_path / "out" / "bps-active-s0" / "manifest.csv").exists()  # the campaign has not started
 
     before = {p.name: p.stat().st_mtime_ns for p in partial}
-    run_bpsrun(*bps_args(server, cache), *everything, outputs=tmp_path / "out")
+    run_command(*bps_args(server, cache), *everything, outputs=tmp_path / "out")
     files = list(mirror.glob("*.tif"))
     assert len(files) == 400
     assert all((mirror / n).stat().st_mtime_ns == t for n, t in before.items())  # not fetched again
@@ -194,7 +196,7 @@ def test_publish_lightly_datasource_and_republish_sends_nothing(server, tmp_path
     s3.create_bucket(Bucket="published", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
     publish = ["export.s3.bucket=published", "export.s3.prefix=bps/", f"export.s3.endpoint_url={server.url}"]
     out = tmp_path / "out"
-    run_bpsrun("round=1", *publish, outputs=out, data=shared_data, env=SECRETS)
+    run_command("round=1", *publish, outputs=out, data=shared_data, env=SECRETS)
     root = out / "synthetic-active-s0"
     listing = {o["Key"]: o for o in s3.list_objects_v2(Bucket="published", Prefix="bps/")["Contents"]}
     pool = [r["file"] for r in read_rows(root / "manifest.csv") if r["split"] == "train"]
@@ -211,7 +213,7 @@ def test_publish_lightly_datasource_and_republish_sends_nothing(server, tmp_path
     image = s3.get_object(Bucket="published", Key=f"bps/data/{some}")["Body"].read()
     assert image == Path(next(r["path"] for r in read_rows(root / "manifest.csv") if r["file"] == some)).read_bytes()
 
-    proc = run_bpsrun("round=1", *publish, outputs=out, data=shared_data, env=SECRETS)
+    proc = run_command("round=1", *publish, outputs=out, data=shared_data, env=SECRETS)
     sent = [int(n) for n in re.findall(r"published (\d+) new or changed of", proc.stdout + proc.stderr)]
     assert sent == [0, 0, 0]  # images, metadata, predictions
     again = {o["Key"]: o for o in s3.list_objects_v2(Bucket="published", Prefix="bps/")["Contents"]}
