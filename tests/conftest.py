@@ -46,9 +46,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         module = item.path.stem
         item.add_marker(pytest.mark.xdist_group("labelstudio" if module in LABEL_STUDIO_FILES else module))
-    # the Label Studio group is the longest (its environment, its server, a browser): first, so the other workers
-    # share out everything else meanwhile instead of waiting on it at the end
-    items.sort(key=lambda item: item.path.stem not in LABEL_STUDIO_FILES)
+    # longest first, so that no worker is left with a long file at the end while the other waits: the Label Studio
+    # group (its environment, its server, a browser), then the files of slow tests, then the fast ones
+    items.sort(key=lambda item: (item.path.stem not in LABEL_STUDIO_FILES, item.get_closest_marker("slow") is None))
 
 
 def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import run_bpsrun
+from tests.conftest import run_bpsrun, run_command
 from tests.s3server import CREDENTIALS, S3Server
 
 pytestmark = pytest.mark.slow  # real servers or the command line in subprocesses
@@ -55,7 +55,7 @@ def test_sigkill_at_eight_points_then_rerun_matches_an_uninterrupted_run(tmp_pat
         publish = ["export.s3.bucket=crash", f"export.s3.endpoint_url={server.url}"]
         args = ("round=2", "campaign=crash")
         clean = tmp_path / "clean"
-        run_bpsrun(*args, *publish, "export.s3.prefix=clean/", outputs=clean, data=shared_data, env=CREDENTIALS)
+        run_command(*args, *publish, "export.s3.prefix=clean/", outputs=clean, data=shared_data, env=CREDENTIALS)
 
         out = tmp_path / "crashed"
         root = out / "crash"
@@ -67,7 +67,7 @@ def test_sigkill_at_eight_points_then_rerun_matches_an_uninterrupted_run(tmp_pat
             )
             assert proc.returncode == -signal.SIGKILL, f"{point}: {proc.returncode}\n{proc.stderr[-2000:]}"
             invariants(root)
-        run_bpsrun(*args, *publish, "export.s3.prefix=crashed/", outputs=out, data=data, env=CREDENTIALS)
+        run_command(*args, *publish, "export.s3.prefix=crashed/", outputs=out, data=data, env=CREDENTIALS)
         no_temporaries(root)
 
         for r in (1, 2):
