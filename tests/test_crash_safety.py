@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import run_bpsrun, run_command
 from tests.s3server import CREDENTIALS, S3Server
 
-pytestmark = pytest.mark.slow  # real servers or the command line in subprocesses
+pytestmark = pytest.mark.slow  # SIGKILLed command processes, a real S3 server
 
 KILLS = [
     "prepare",  # manifest written, Lightly metadata not yet

@@ -21,7 +21,7 @@ from tests.conftest import run_command
 from tests.test_labelstudio_live import api, project_tasks
 from tests.test_labelstudio_server import launcher
 
-pytestmark = pytest.mark.slow  # a real server, the command line in subprocesses
+pytestmark = pytest.mark.slow  # a real server, the command
 
 CLASSES = ["track", "no track"]
 SECOND = "second@bpsrun.local"

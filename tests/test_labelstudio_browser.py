@@ -22,7 +22,7 @@ import requests
 
 from tests.conftest import REPO, run_command
 
-pytestmark = pytest.mark.slow  # a real server, a browser, the command line in subprocesses
+pytestmark = pytest.mark.slow  # a real server, a browser, the command
 
 PLAYWRIGHT_VENV = Path(os.environ.get("BPSRUN_PLAYWRIGHT_VENV", "/tmp/pw-ls"))
 CHROMIUM = Path(os.environ.get("BPSRUN_CHROMIUM", "/usr/bin/chromium"))

@@ -19,7 +19,7 @@ from tests.conftest import REPO, bpsrun_command, run_command, snapshot
 from tests.s3server import BUCKET, ProcessS3Server, bps_like
 from tests.test_labelstudio_server import free_port
 
-pytestmark = pytest.mark.slow  # real servers or the command line in subprocesses
+pytestmark = pytest.mark.slow  # whole campaigns of the command, real servers
 
 CLASSES = ["track", "no track"]
 

@@ -23,7 +23,7 @@ import requests
 from tests.conftest import ROUND_ARTIFACTS, run_command
 from tests.s3server import CREDENTIALS, S3Server
 
-pytestmark = pytest.mark.slow  # real servers and the command line in subprocesses
+pytestmark = pytest.mark.slow  # real servers and the command
 
 BUCKET = "bpsrun-mlflow"
 ROOT = "mlartifacts"

@@ -10,7 +10,7 @@ from PIL import Image
 
 from tests.conftest import run_command
 
-pytestmark = pytest.mark.slow  # real servers or the command line in subprocesses
+pytestmark = pytest.mark.slow  # whole campaigns of the command, real servers
 
 
 def test_balanced_hybrid_typiclust_and_bald_presets_run_end_to_end(tmp_path):

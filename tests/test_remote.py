@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import run_command
 
-pytestmark = pytest.mark.slow  # real servers or the command line in subprocesses
+pytestmark = pytest.mark.slow  # whole campaigns of the command, real servers
 
 TOKEN = "lightly-secret-token-0123456789"
 WORKER = (
