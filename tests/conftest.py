@@ -69,11 +69,23 @@ def tiny_overrides(overrides: tuple[str, ...], outputs: Path, data: Path | None)
     return [f"paths.outputs={outputs}", *TINY, *rest] + ([f"paths.data={data}"] if data is not None else [])
 
 
-def bpsrun_command(*overrides: str, outputs: Path, data: Path | None = None) -> list[str]:
-    """`python -m bpsrun` with the TINY settings."""
+def command_args(*overrides: str, outputs: Path, data: Path | None = None) -> list[str]:
+    """What follows `bpsrun` on the command line: Hydra's flags, then the TINY settings and the overrides."""
     flags = [o for o in overrides if o.startswith("-")]  # Hydra wants -m before the overrides
     rest = tuple(o for o in overrides if not o.startswith("-"))
-    return [sys.executable, "-m", "bpsrun", *flags, *tiny_overrides(rest, outputs, data)]
+    return [*flags, *tiny_overrides(rest, outputs, data)]
+
+
+def bpsrun_command(*overrides: str, outputs: Path, data: Path | None = None) -> list[str]:
+    """`python -m bpsrun` with the TINY settings."""
+    return [sys.executable, "-m", "bpsrun", *command_args(*overrides, outputs=outputs, data=data)]
+
+
+def checked(proc: subprocess.CompletedProcess, check: bool) -> subprocess.CompletedProcess:
+    """`proc`, or, when `check` and it failed, an AssertionError with the ends of its output."""
+    if check and proc.returncode != 0:
+        raise AssertionError(f"bpsrun failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
 
 
 def compose_config(*overrides: str, outputs: Path, data: Path | None = None, conf: Path | None = None) -> DictConfig:
@@ -101,7 +113,7 @@ def run_command(
     `run_bpsrun`."""
     from bpsrun.__main__ import main
 
-    argv = ["bpsrun", *bpsrun_command(*overrides, outputs=outputs, data=data)[3:]]
+    argv = ["bpsrun", *command_args(*overrides, outputs=outputs, data=data)]
     out, err = io.StringIO(), io.StringIO()
     with (
         mock.patch.object(sys, "argv", argv),
@@ -114,10 +126,7 @@ def run_command(
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    proc = subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
-    if check and code != 0:
-        raise AssertionError(f"bpsrun failed ({code}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return proc
+    return checked(subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue()), check)
 
 
 def run_bpsrun(
@@ -128,9 +137,7 @@ def run_bpsrun(
     proc = subprocess.run(
         args, cwd=REPO, capture_output=True, text=True, timeout=900, env={**os.environ, **(env or {})}
     )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"bpsrun failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return proc
+    return checked(proc, check)
 
 
 @pytest.fixture(scope="session")
