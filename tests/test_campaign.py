@@ -3,6 +3,7 @@ the command line's own behaviour (exit codes, the lock across processes) in the 
 
 import csv
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -145,6 +146,19 @@ def test_round_by_round_equals_one_run(campaign, tmp_path, shared_data):
         assert stepwise[name] == single[name], name
     round_1_preds = [k for k in single if k.startswith("round_1/lightly/")]
     assert round_1_preds and all(stepwise[k] == single[k] for k in round_1_preds)
+
+
+def test_each_round_logs_its_validation_accuracy(tmp_path, shared_data, caplog):
+    with caplog.at_level(logging.INFO, logger="bpsrun"):
+        run_in_process("round=2", "selection=active", outputs=tmp_path, data=shared_data)
+    logged = [r.getMessage() for r in caplog.records if "validation accuracy" in r.getMessage()]
+    expected = []
+    for r in (1, 2):
+        m = json.loads((tmp_path / CAMPAIGN / f"round_{r}" / "metrics.json").read_text())
+        expected.append(
+            f"round {r}: validation accuracy {m['val_accuracy']:.3f}, balanced {m['val_balanced_accuracy']:.3f}"
+        )
+    assert logged == expected
 
 
 def test_second_writer_is_refused(campaign, shared_data):

@@ -57,6 +57,9 @@ def train_round(ctx: Context, r: int) -> Learner:
     # a label is one image's consensus; an annotation is one person's work (two per image with overlap)
     metrics = {"round": r, "labels_digest": stable_hash(labels), "n_annotations": len(records), **scores}
     atomic_write_json(ctx.layout.metrics(r), metrics)
+    if "val_accuracy" in scores:  # the log file's record of the curve (the end table goes to stdout only)
+        log.info("round %d: validation accuracy %.3f, balanced %.3f", r, scores["val_accuracy"],
+                 scores["val_balanced_accuracy"])  # fmt: skip
     return learner
 
 
