@@ -7,12 +7,10 @@ the context's `pool` gives the training pool only, and the round's labeled rows 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.utilities import CombinedLoader
@@ -28,8 +26,7 @@ from bpsrun.model.learner import FineTuned, Split
 from bpsrun.model.module import NucleusClassifier
 from bpsrun.model.schedules import Schedule
 from bpsrun.model.trainers import Trainers
-
-log = logging.getLogger("bpsrun")
+from bpsrun.model.unlabeled import unlabeled_images
 
 
 def cutout(x: torch.Tensor, share: float) -> torch.Tensor:
@@ -107,13 +104,6 @@ class SemiData(StackDataModule):
         return CombinedLoader({"labeled": labeled, "unlabeled": unlabeled}, mode="min_size")
 
 
-def unlabeled_rows(pool: PoolStack, labeled: Stack) -> PoolStack:
-    """The pool's rows without the labeled ones. Images given as an array name no rows: the whole pool stays (as in
-    FixMatch itself, where the labeled images are among the unlabeled ones)."""
-    rows = labeled.rows if isinstance(labeled, PoolStack) else []
-    return PoolStack(pool.cache, pool.rows[~np.isin(pool.rows, rows)])
-
-
 class SemiSupervised(FineTuned):
     """model=semi: FineTuned trained by FixMatch on the round's labels and the rest of the training pool (`pool`:
     size -> the training pool's images, given by the campaign's context). With fewer labeled classes than the task
@@ -152,23 +142,6 @@ class SemiSupervised(FineTuned):
             self.batch_size, t.eval_batch_size, t.min_samples_per_epoch, unlabeled=self.unlabeled, mu=self.mu, **parts
         )
 
-    def unlabeled_images(self, train: Split) -> PoolStack | None:
-        """The training pool's images without a label; None, saying why, where consistency cannot help."""
-        present = len(np.unique(train[1]))
-        if present < self.num_classes:
-            log.warning(
-                "model=semi: the labels hold %d of the %d classes, so pseudo-labels could only confirm them; "
-                "training on the labels alone",
-                present,
-                self.num_classes,
-            )
-            return None
-        unlabeled = unlabeled_rows(self.pool(self.image_size), train[0]) if self.pool is not None else None
-        if unlabeled is None or not len(unlabeled):
-            log.info("model=semi: no unlabeled training-pool image is left; training on the labels alone")
-            return None
-        return unlabeled
-
     def fit(self, train: Split, val: Split | None, seed: int) -> list[dict]:
-        self.unlabeled = self.unlabeled_images(train)
+        self.unlabeled = unlabeled_images("semi", self.pool, self.image_size, train, self.num_classes)
         return super().fit(train, val, seed)
