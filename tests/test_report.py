@@ -206,7 +206,9 @@ def test_recipes_choose_the_learner_and_the_strategy(tmp_path):
     first, later = tutorial.selection.first_round.strategies, tutorial.selection.later_rounds.strategies
     assert [s.strategy.type for s in first] == ["DIVERSITY"] and first[0].input.type == "EMBEDDINGS"
     assert [(s.input.score, s.strategy.type) for s in later] == [("uncertainty_entropy", "WEIGHTS")]
-    assert tutorial.model.optimizer.lr == 2e-3  # compare_strategies' training budget for the CNN
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):  # without the TINY settings
+        arm, main = compose("config", ["experiment=compare_recipes", "+recipe=tutorial"]), compose("config")
+    assert arm.trainer == main.trainer and arm.model == main.model  # the tutorial's arm trains as the main command
     assert tutorial.report.baseline == "small_cnn/tutorial" and tutorial.reference.enabled
     for name, selection in (("bpsrun", "typiclust"), ("bpsrun_random", "random")):
         cfg = recipe(name)
