@@ -3,6 +3,7 @@ import io
 import os
 import subprocess
 import sys
+from collections import defaultdict
 from pathlib import Path
 from unittest import mock
 
@@ -17,6 +18,7 @@ from bpsrun.numerics import KERNELS
 os.environ.update(KERNELS["avx2"])
 
 from bpsrun.campaign import Campaign  # noqa: E402
+from bpsrun.data.datamodule import StackRows  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -144,6 +146,21 @@ def run_bpsrun(
 def shared_data(tmp_path_factory) -> Path:
     """Generated datasets shared by the end-to-end tests (generation is deterministic)."""
     return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture
+def stack_reads(monkeypatch) -> dict[int, set[int]]:
+    """id(stack) -> the manifest rows read from that PoolStack through StackRows (every learner's batches) while
+    the test runs: what a learner that must never see a validation image did read."""
+    reads: dict[int, set[int]] = defaultdict(set)
+    original = StackRows.__getitem__
+
+    def recording(self: StackRows, i: int):
+        reads[id(self.stack)].add(int(self.stack.rows[i]))
+        return original(self, i)
+
+    monkeypatch.setattr(StackRows, "__getitem__", recording)
+    return reads
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

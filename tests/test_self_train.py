@@ -3,13 +3,11 @@ pick per class with hand-computed positions, the rows each stage reads (never a 
 student's validation), a seed fixes its weights, and it trains on the labels alone where pseudo-labels cannot help."""
 
 import logging
-from collections import defaultdict
 
 import numpy as np
 import pytest
 import torch
 
-from bpsrun.data.datamodule import StackRows
 from bpsrun.data.pool import PoolStack
 from bpsrun.model.self_train import confident, joined
 from bpsrun.model.trainers import Trainers
@@ -57,15 +55,8 @@ def self_trained(pool, *overrides: str):
     return build(cfg.model, "model", {"pool": pool}, num_classes=2, trainers=Trainers(cfg.trainer))
 
 
-def test_teacher_pool_and_student_read_only_their_rows_and_never_a_validation_image(cache, monkeypatch):  # noqa: F811
-    reads: dict[int, set[int]] = defaultdict(set)  # id(stack) -> the manifest rows read from it
-    original = StackRows.__getitem__
-
-    def recording(self: StackRows, i: int) -> tuple[torch.Tensor, ...]:
-        reads[id(self.stack)].add(int(self.stack.rows[i]))
-        return original(self, i)
-
-    monkeypatch.setattr(StackRows, "__getitem__", recording)
+def test_teacher_pool_and_student_read_only_their_rows_and_never_a_validation_image(cache, stack_reads):  # noqa: F811
+    reads = stack_reads  # id(stack) -> the manifest rows read from it
     labeled, val = split(cache, TRAIN[:8]), split(cache, VAL)
     m = self_trained(pool_of(cache), "model.threshold=0.0")  # every image may be picked: the quotas decide
     m.fit(labeled, val, seed=0)

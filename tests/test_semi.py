@@ -3,14 +3,12 @@ without the labeled ones (never a validation row), a seed fixes its weights, it 
 where pseudo-labels cannot help, and the consistency term is masked by the confidence threshold."""
 
 import logging
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from bpsrun.data.datamodule import StackRows
 from bpsrun.data.pool import PoolStack
 from bpsrun.embed import selfsup
 from bpsrun.embed.encoder import Encoder
@@ -55,15 +53,8 @@ def pool_of(cache: tuple[Path, np.ndarray]):
     return lambda size: PoolStack(cache[0], TRAIN)
 
 
-def test_it_learns_from_the_training_pool_without_the_labeled_and_validation_rows(cache, monkeypatch):
-    reads: dict[int, set[int]] = defaultdict(set)  # id(stack) -> the manifest rows read from it
-    original = StackRows.__getitem__
-
-    def recording(self: StackRows, i: int) -> tuple[torch.Tensor, ...]:
-        reads[id(self.stack)].add(int(self.stack.rows[i]))
-        return original(self, i)
-
-    monkeypatch.setattr(StackRows, "__getitem__", recording)
+def test_it_learns_from_the_training_pool_without_the_labeled_and_validation_rows(cache, stack_reads):
+    reads = stack_reads  # id(stack) -> the manifest rows read from it
     labeled, val = split(cache, TRAIN[:8]), split(cache, VAL)
     m = semi_learner(pool_of(cache))
     m.fit(labeled, val, seed=0)
