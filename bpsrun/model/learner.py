@@ -212,6 +212,11 @@ def encoder_input(image_size: int, encoder: Encoder) -> int:
     return encoder.image_size
 
 
+def on_encoder(net: Callable[..., nn.Module], encoder: Encoder, num_classes: int, image_size: int) -> nn.Module:
+    """A fresh copy of the embedding's network under `net`'s new head (e.g. FineTuneNet)."""
+    return net(backbone=encoder.module(), num_classes=num_classes, image_size=image_size)
+
+
 class FineTuned(ImageClassifier):
     """model=finetune: the embedding's network with a new head (`net`, e.g. FineTuneNet), trained end to end."""
 
@@ -229,7 +234,7 @@ class FineTuned(ImageClassifier):
         self.encoder = encoder
 
     def make_net(self) -> nn.Module:
-        return self.net(backbone=self.encoder.module(), num_classes=self.num_classes, image_size=self.image_size)
+        return on_encoder(self.net, self.encoder, self.num_classes, self.image_size)
 
 
 class LinearProbe:

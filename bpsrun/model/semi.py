@@ -1,4 +1,5 @@
-"""model=semi: FixMatch (Sohn et al. 2020) on the embedding's network. Each step trains on a labeled batch and on
+"""model=semi and model=semi_cnn: FixMatch (Sohn et al. 2020) on the embedding's network (semi) or on small_cnn's
+network from scratch (semi_cnn). Each step trains on a labeled batch and on
 `mu` times as many unlabeled images of the training pool: where the model is confident about an image's weak view
 (flips and 90-degree rotations), that prediction is the target for a strong view of the same image (SimCLR's
 crops, turns, blur, gain and noise, bpsrun.embed.selfsup, then cutout). Validation images are never among them:
@@ -22,7 +23,7 @@ from bpsrun.data.pool import PoolStack
 from bpsrun.embed.encoder import Encoder
 from bpsrun.embed.selfsup import Views, augment
 from bpsrun.faults import checkpoint
-from bpsrun.model.learner import FineTuned, Split
+from bpsrun.model.learner import ImageClassifier, Split, encoder_input, on_encoder
 from bpsrun.model.module import NucleusClassifier
 from bpsrun.model.schedules import Schedule
 from bpsrun.model.trainers import Trainers
@@ -104,11 +105,55 @@ class SemiData(StackDataModule):
         return CombinedLoader({"labeled": labeled, "unlabeled": unlabeled}, mode="min_size")
 
 
-class SemiSupervised(FineTuned):
-    """model=semi: FineTuned trained by FixMatch on the round's labels and the rest of the training pool (`pool`:
-    size -> the training pool's images, given by the campaign's context). With fewer labeled classes than the task
-    has, or no unlabeled image, it logs why and trains on the labels alone. Training stops after trainer.max_epochs
-    or `max_steps` optimiser steps, whichever comes first. model.pt is a FineTuned net's weights."""
+class FixMatchLearner(ImageClassifier):
+    """model=semi_cnn: ImageClassifier trained by FixMatch on the round's labels and the rest of the training pool
+    (`pool`: size -> the training pool's images, given by the campaign's context). With fewer labeled classes than
+    the task has, or no unlabeled image, it logs why and trains on the labels alone. Training stops after
+    trainer.max_epochs or `max_steps` optimiser steps (None: no such limit), whichever comes first."""
+
+    name = "semi_cnn"  # in the log's lines about the unlabeled pool
+
+    def __init__(
+        self,
+        net: Callable[..., nn.Module],
+        optimizer: Callable[..., torch.optim.Optimizer],
+        image_size: int,
+        batch_size: int,
+        num_classes: int,
+        trainers: Trainers,
+        mu: int,
+        threshold: float,
+        lambda_u: float,
+        strong: Mapping[str, Any],
+        cutout: float,
+        max_steps: int | None = None,
+        pool: Callable[[int], PoolStack] | None = None,
+    ):
+        super().__init__(net, optimizer, image_size, batch_size, num_classes, trainers)
+        self.epochs = {"max_steps": int(max_steps)} if max_steps else {}  # the Trainer's limit (ImageClassifier.fit)
+        self.pool, self.mu = pool, int(mu)
+        self.consistency = Consistency(float(threshold), float(lambda_u), Views.of(strong), float(cutout))
+        self.unlabeled: PoolStack | None = None  # set by fit; None: supervised steps
+
+    def fresh(self) -> FixMatch:
+        return FixMatch(self.make_net(), self.optimizer, self.num_classes, self.trainers.lr_schedule, self.consistency)
+
+    def data(self, **parts: Any) -> SemiData:
+        t = self.trainers
+        return SemiData(
+            self.batch_size, t.eval_batch_size, t.min_samples_per_epoch, unlabeled=self.unlabeled, mu=self.mu, **parts
+        )
+
+    def fit(self, train: Split, val: Split | None, seed: int) -> list[dict]:
+        self.unlabeled = unlabeled_images(self.name, self.pool, self.image_size, train, self.num_classes)
+        return super().fit(train, val, seed)
+
+
+class SemiSupervised(FixMatchLearner):
+    """model=semi: FixMatchLearner on the embedding's network with a new head (as model=finetune). model.pt is a
+    FineTuneNet's weights."""
+
+    name = "semi"
 
     def __init__(
         self,
@@ -124,24 +169,15 @@ class SemiSupervised(FineTuned):
         lambda_u: float,
         strong: Mapping[str, Any],
         cutout: float,
-        max_steps: int,
+        max_steps: int | None = None,
         pool: Callable[[int], PoolStack] | None = None,
     ):
-        super().__init__(net, optimizer, image_size, batch_size, num_classes, trainers, encoder)
-        self.epochs = {"max_steps": int(max_steps)}  # the Trainer's limit (ImageClassifier.fit): a step costs more
-        self.pool, self.mu = pool, int(mu)
-        self.consistency = Consistency(float(threshold), float(lambda_u), Views.of(strong), float(cutout))
-        self.unlabeled: PoolStack | None = None  # set by fit; None: supervised steps
-
-    def fresh(self) -> FixMatch:
-        return FixMatch(self.make_net(), self.optimizer, self.num_classes, self.trainers.lr_schedule, self.consistency)
-
-    def data(self, **parts: Any) -> SemiData:
-        t = self.trainers
-        return SemiData(
-            self.batch_size, t.eval_batch_size, t.min_samples_per_epoch, unlabeled=self.unlabeled, mu=self.mu, **parts
+        fixmatch = {"mu": mu, "threshold": threshold, "lambda_u": lambda_u, "strong": strong, "cutout": cutout}
+        size = encoder_input(image_size, encoder)
+        super().__init__(
+            net, optimizer, size, batch_size, num_classes, trainers, **fixmatch, max_steps=max_steps, pool=pool
         )
+        self.encoder = encoder
 
-    def fit(self, train: Split, val: Split | None, seed: int) -> list[dict]:
-        self.unlabeled = unlabeled_images("semi", self.pool, self.image_size, train, self.num_classes)
-        return super().fit(train, val, seed)
+    def make_net(self) -> nn.Module:
+        return on_encoder(self.net, self.encoder, self.num_classes, self.image_size)
