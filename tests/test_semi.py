@@ -1,4 +1,5 @@
-"""model=semi (FixMatch on the embedding's network): the unlabeled images it learns from are the training pool's rows
+"""model=semi (FixMatch on the embedding's network) and model=semi_cnn (FixMatch on small_cnn's network from
+scratch): the unlabeled images it learns from are the training pool's rows
 without the labeled ones (never a validation row), a seed fixes its weights, it falls back to the labels alone
 where pseudo-labels cannot help, and the consistency term is masked by the confidence threshold."""
 
@@ -16,7 +17,7 @@ from bpsrun.model.semi import cutout
 from bpsrun.model.trainers import Trainers
 from bpsrun.plugins import build
 from tests.conftest import run_in_process
-from tests.test_learners import ToyBackbone, config, toy_problem
+from tests.test_learners import SIZE, ToyBackbone, config, toy_problem
 
 N = 48
 VAL = list(range(0, N, 5))  # manifest rows of the validation set (both classes): never in the training pool
@@ -29,8 +30,14 @@ def backbone() -> torch.nn.Module:
     return selfsup.ssl_backbone(width=4)
 
 
-def semi_learner(pool, *overrides: str):
-    cfg = config("model=semi", *overrides)
+@pytest.fixture(params=["semi", "semi_cnn"])
+def name(request) -> str:
+    """Each FixMatch learner: the behaviour below is FixMatchLearner's, whatever network it trains."""
+    return request.param
+
+
+def semi_learner(pool, name: str, *overrides: str):
+    cfg = config(f"model={name}", f"model.image_size={SIZE}", *overrides)
     trainers = Trainers(cfg.trainer)
     encoder = Encoder(lambda: ToyBackbone(backbone()), trainers)
     return build(cfg.model, "model", {"encoder": encoder, "pool": pool}, num_classes=2, trainers=trainers)
@@ -53,10 +60,10 @@ def pool_of(cache: tuple[Path, np.ndarray]):
     return lambda size: PoolStack(cache[0], TRAIN)
 
 
-def test_it_learns_from_the_training_pool_without_the_labeled_and_validation_rows(cache, stack_reads):
+def test_it_learns_from_the_training_pool_without_the_labeled_and_validation_rows(cache, stack_reads, name):
     reads = stack_reads  # id(stack) -> the manifest rows read from it
     labeled, val = split(cache, TRAIN[:8]), split(cache, VAL)
-    m = semi_learner(pool_of(cache))
+    m = semi_learner(pool_of(cache), name)
     m.fit(labeled, val, seed=0)
     assert set(reads) == {id(labeled[0]), id(val[0]), id(m.unlabeled)}  # no other images were read
     assert reads[id(m.unlabeled)] == set(TRAIN) - set(TRAIN[:8])  # every unlabeled pool image, no labeled one
@@ -64,11 +71,11 @@ def test_it_learns_from_the_training_pool_without_the_labeled_and_validation_row
     assert reads[id(val[0])] == set(VAL)
 
 
-def test_the_same_seed_gives_the_same_weights(cache):
+def test_the_same_seed_gives_the_same_weights(cache, name):
     labeled = split(cache, TRAIN[:12])
 
     def weights(seed: int) -> dict[str, torch.Tensor]:
-        m = semi_learner(pool_of(cache))
+        m = semi_learner(pool_of(cache), name)
         m.fit(labeled, None, seed=seed)
         assert m.unlabeled is not None  # trained with the consistency term
         return m.module.state_dict()
@@ -81,35 +88,37 @@ def test_the_same_seed_gives_the_same_weights(cache):
 @pytest.mark.parametrize(
     "labeled, line",
     [
-        ([i for i in TRAIN if i % 2][:12], "model=semi: the labels hold 1 of the 2 classes"),  # odd: class 1
-        (TRAIN, "model=semi: no unlabeled training-pool image is left"),
+        ([i for i in TRAIN if i % 2][:12], "the labels hold 1 of the 2 classes"),  # odd: class 1
+        (TRAIN, "no unlabeled training-pool image is left"),
     ],
 )
-def test_without_use_for_pseudo_labels_it_says_so_and_trains_on_the_labels(cache, caplog, tmp_path, labeled, line):
-    m = semi_learner(pool_of(cache))
+def test_without_use_for_pseudo_labels_it_says_so_and_trains_on_the_labels(
+    cache, caplog, tmp_path, labeled, line, name
+):
+    m = semi_learner(pool_of(cache), name)
     with caplog.at_level(logging.INFO, logger="bpsrun"):
         history = m.fit(split(cache, labeled), split(cache, VAL), seed=0)
-    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith(line)] != []
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"model={name}: {line}")] != []
     assert m.unlabeled is None and "train/unlabeled_loss" not in history[-1] and "val/accuracy" in history[-1]
     x = PoolStack(cache[0], list(range(N)))
     probs = m.predict_proba(x)
     assert probs.shape == (N, 2) and probs.dtype == np.float64 and np.allclose(probs.sum(axis=1), 1.0)
     m.save(tmp_path / "model.pt")
-    loaded = semi_learner(None)  # model.pt and the encoder are enough to predict
+    loaded = semi_learner(None, name)  # model.pt and the encoder are enough to predict
     loaded.load(tmp_path / "model.pt")
     assert np.array_equal(loaded.predict_proba(x), probs)
 
 
 @pytest.mark.parametrize("threshold, kept", [(0.0, 1.0), (1.01, 0.0)])
-def test_the_threshold_masks_the_unlabeled_loss(cache, threshold, kept):
-    m = semi_learner(pool_of(cache), f"model.threshold={threshold}")
+def test_the_threshold_masks_the_unlabeled_loss(cache, threshold, kept, name):
+    m = semi_learner(pool_of(cache), name, f"model.threshold={threshold}")
     history = m.fit(split(cache, TRAIN[:12]), None, seed=0)
     assert all(row["train/mask_rate"] == kept for row in history)
     assert all((row["train/unlabeled_loss"] > 0) == bool(kept) for row in history)
 
 
-def test_training_stops_at_max_steps(cache):
-    m = semi_learner(pool_of(cache), "model.max_steps=4")  # trainer.max_epochs=3 would make 6 steps
+def test_training_stops_at_max_steps(cache, name):
+    m = semi_learner(pool_of(cache), name, "model.max_steps=4")  # trainer.max_epochs=3 would make 6 steps
     history = m.fit(split(cache, TRAIN[:12]), None, seed=0)
     assert m.module.trainer.global_step == 4 and history[-1]["step"] == 4
 
