@@ -13,7 +13,7 @@ import torch
 from bpsrun.data.pool import PoolStack
 from bpsrun.embed import selfsup
 from bpsrun.embed.encoder import Encoder
-from bpsrun.model.semi import cutout
+from bpsrun.model.semi import aligned, cutout
 from bpsrun.model.trainers import Trainers
 from bpsrun.plugins import build
 from tests.conftest import run_in_process
@@ -121,6 +121,21 @@ def test_training_stops_at_max_steps(cache, name):
     m = semi_learner(pool_of(cache), name, "model.max_steps=4")  # trainer.max_epochs=3 would make 6 steps
     history = m.fit(split(cache, TRAIN[:12]), None, seed=0)
     assert m.module.trainer.global_step == 4 and history[-1]["step"] == 4
+
+
+def test_alignment_rescales_by_the_target_over_the_running_mean():
+    p = torch.tensor([[0.6, 0.4], [0.9, 0.1]])
+    # row 0: [0.6 * 0.5 / 0.75, 0.4 * 0.5 / 0.25] = [0.4, 0.8] -> [1/3, 2/3]; row 1: [0.6, 0.2] -> [3/4, 1/4]
+    q = aligned(p, torch.tensor([0.5, 0.5]), torch.tensor([0.75, 0.25]))
+    assert torch.allclose(q, torch.tensor([[1 / 3, 2 / 3], [0.75, 0.25]]))
+
+
+def test_with_alignment_the_target_is_the_labels_class_shares(cache, name):
+    rows = [i for i in TRAIN if i % 2][:9] + [i for i in TRAIN if not i % 2][:3]  # 9 of class 1, 3 of class 0
+    m = semi_learner(pool_of(cache), name, "model.align=true")
+    m.fit(split(cache, rows), None, seed=0)
+    assert torch.equal(m.module.prior, torch.tensor([0.25, 0.75]))
+    assert not torch.equal(m.module.running, m.module.prior)  # the running mean followed the predictions
 
 
 def test_cutout_erases_one_square_per_image():

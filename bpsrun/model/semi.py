@@ -49,14 +49,26 @@ class Consistency:
     weight: float  # lambda_u, against the labeled cross-entropy's 1
     views: Views  # the strong view's crops, turns, blur, gain and noise
     cutout: float  # the erased square's side, a share of the image's side
+    align: bool = False  # distribution alignment of the pseudo-labels to the labels' class shares
 
     def strong(self, x: torch.Tensor) -> torch.Tensor:
         return cutout(augment(x, self.views), self.cutout)
 
 
+def aligned(p: torch.Tensor, target: torch.Tensor, running: torch.Tensor) -> torch.Tensor:
+    """Distribution alignment (ReMixMatch, Berthelot et al. 2020): each row of probabilities scaled by the target
+    class shares over the model's running mean prediction, renormalised, so confident pseudo-labels cannot drift
+    toward the majority class."""
+    q = p * (target / running)
+    return q / q.sum(dim=1, keepdim=True)
+
+
 class FixMatch(NucleusClassifier):
     """NucleusClassifier whose training batches may pair labeled images with unlabeled ones (SemiData): then the
-    loss adds the consistency term; plain (images, labels) batches train as NucleusClassifier does."""
+    loss adds the consistency term; plain (images, labels) batches train as NucleusClassifier does. `prior`, the
+    labels' class shares, is the target of distribution alignment where the consistency asks for it."""
+
+    momentum = 0.99  # of the running mean prediction: about the last 100 steps (a round has 600)
 
     def __init__(
         self,
@@ -65,9 +77,19 @@ class FixMatch(NucleusClassifier):
         num_classes: int,
         lr_schedule: Schedule,
         consistency: Consistency,
+        prior: torch.Tensor | None = None,
     ):
         super().__init__(net, optimizer, num_classes, lr_schedule)
         self.consistency = consistency
+        self.prior = prior if prior is not None else torch.full((num_classes,), 1.0 / num_classes)
+        self.running = self.prior.clone()  # training state only: not in the state dict, so model.pt stays a net
+
+    def pseudo_probabilities(self, u: torch.Tensor) -> torch.Tensor:
+        p = torch.softmax(self(self.augment(u)), dim=1)
+        if not self.consistency.align:
+            return p
+        self.running = self.running.to(p.device) * self.momentum + p.mean(dim=0) * (1 - self.momentum)
+        return aligned(p, self.prior.to(p.device), self.running)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         if not isinstance(batch, Mapping):
@@ -76,7 +98,7 @@ class FixMatch(NucleusClassifier):
         (x, y), (u,) = batch["labeled"], batch["unlabeled"]
         c = self.consistency
         with torch.no_grad():  # targets carry no gradient; a pass without a graph is also the cheaper one
-            confidence, pseudo = torch.softmax(self(self.augment(u)), dim=1).max(dim=1)
+            confidence, pseudo = self.pseudo_probabilities(u).max(dim=1)
         mask = (confidence >= c.threshold).float()
         logits = self(torch.cat([self.augment(x), c.strong(u)]))  # batch norm sees labeled and unlabeled together
         labeled = self.criterion(logits[: len(y)], y)
@@ -126,17 +148,20 @@ class FixMatchLearner(ImageClassifier):
         lambda_u: float,
         strong: Mapping[str, Any],
         cutout: float,
+        align: bool = False,
         max_steps: int | None = None,
         pool: Callable[[int], PoolStack] | None = None,
     ):
         super().__init__(net, optimizer, image_size, batch_size, num_classes, trainers)
         self.epochs = {"max_steps": int(max_steps)} if max_steps else {}  # the Trainer's limit (ImageClassifier.fit)
         self.pool, self.mu = pool, int(mu)
-        self.consistency = Consistency(float(threshold), float(lambda_u), Views.of(strong), float(cutout))
+        self.consistency = Consistency(float(threshold), float(lambda_u), Views.of(strong), float(cutout), bool(align))
         self.unlabeled: PoolStack | None = None  # set by fit; None: supervised steps
+        self.prior: torch.Tensor | None = None  # the labels' class shares, set by fit
 
     def fresh(self) -> FixMatch:
-        return FixMatch(self.make_net(), self.optimizer, self.num_classes, self.trainers.lr_schedule, self.consistency)
+        t = self.trainers
+        return FixMatch(self.make_net(), self.optimizer, self.num_classes, t.lr_schedule, self.consistency, self.prior)
 
     def data(self, **parts: Any) -> SemiData:
         t = self.trainers
@@ -146,6 +171,8 @@ class FixMatchLearner(ImageClassifier):
 
     def fit(self, train: Split, val: Split | None, seed: int) -> list[dict]:
         self.unlabeled = unlabeled_images(self.name, self.pool, self.image_size, train, self.num_classes)
+        counts = torch.bincount(torch.as_tensor(train[1]).long(), minlength=self.num_classes).float()
+        self.prior = counts / counts.sum()
         return super().fit(train, val, seed)
 
 
@@ -169,10 +196,11 @@ class SemiSupervised(FixMatchLearner):
         lambda_u: float,
         strong: Mapping[str, Any],
         cutout: float,
+        align: bool = False,
         max_steps: int | None = None,
         pool: Callable[[int], PoolStack] | None = None,
     ):
-        fixmatch = {"mu": mu, "threshold": threshold, "lambda_u": lambda_u, "strong": strong, "cutout": cutout}
+        fixmatch = dict(mu=mu, threshold=threshold, lambda_u=lambda_u, strong=strong, cutout=cutout, align=align)
         size = encoder_input(image_size, encoder)
         super().__init__(
             net, optimizer, size, batch_size, num_classes, trainers, **fixmatch, max_steps=max_steps, pool=pool
