@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from bpsrun.errors import BpsrunError
 from bpsrun.reference import reference_dir
 from bpsrun.report.__main__ import main as report_main
-from bpsrun.report.arms import arm_names, baselines
+from bpsrun.report.arms import arm_names, baselines, named, shared_values
 from bpsrun.report.build import build_report
 from bpsrun.report.curves import (
     Curve,
@@ -144,6 +144,26 @@ def test_a_recipe_is_named_by_what_it_chose_and_any_arm_can_be_the_baseline():
     }
     with pytest.raises(BpsrunError, match="'cnn' is no arm of this sweep; its arms: small_cnn/tutorial, linear_probe"):
         baselines(arms, "cnn")
+
+
+def test_a_baseline_naming_more_choices_than_vary_finds_the_arm_that_made_them():
+    """compare_recipes' report.baseline (small_cnn/tutorial) in a sweep of recipes with one learner: arms are named by
+    the strategy alone, and the baseline is the arm that chose both."""
+    jobs = [
+        choices(recipe=r, model="small_cnn", selection=s)
+        for r, s in (("tutorial", "tutorial"), ("tutorial_random", "random"))
+    ]
+    names, arms = arm_names(jobs * 2)
+    assert names == ["tutorial", "random"] * 2
+    shared = shared_values(jobs * 2, names)
+    assert named("small_cnn/tutorial", shared) == "tutorial" and named("random", shared) == "random"
+    assert baselines(arms, named("small_cnn/tutorial", shared)) == {"tutorial": None, "random": "tutorial"}
+    with pytest.raises(
+        BpsrunError, match="'linear_probe/tutorial' is no arm of this sweep; its arms: tutorial, random"
+    ):
+        named("linear_probe/tutorial", shared)  # no arm chose linear_probe
+    with pytest.raises(BpsrunError, match="'small_cnn' is no arm"):
+        named("small_cnn", shared)  # both arms chose it: it names none
 
 
 def test_other_swept_values_are_named_as_written_and_fit_mlflow_metric_names():

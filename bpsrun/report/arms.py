@@ -44,6 +44,27 @@ def arm_names(choices: list[dict[str, str]]) -> tuple[list[str], dict[str, dict[
     return names, dict(zip(names, values))
 
 
+def shared_values(choices: list[dict[str, str]], names: list[str]) -> dict[str, set[str]]:
+    """Each arm's choice values that every one of its jobs made (the model and strategy, the recipe, ...)."""
+    out: dict[str, set[str]] = {}
+    for name, c in zip(names, choices):
+        values = {str(v) for v in c.values()}
+        out[name] = out[name] & values if name in out else values
+    return out
+
+
+def named(baseline: str, shared: dict[str, set[str]]) -> str:
+    """The arm a baseline names: an arm's own name, or choices joined by "/" that exactly one arm made, so a
+    sweep's `report.baseline: small_cnn/tutorial` still finds its arm where only the strategy varies (the arm is
+    then named `tutorial`)."""
+    if baseline in shared:
+        return baseline
+    found = [name for name, values in shared.items() if set(baseline.split("/")) <= values]
+    if len(found) != 1:
+        raise BpsrunError(f"baseline {baseline!r} is no arm of this sweep; its arms: {', '.join(shared)}")
+    return found[0]
+
+
 def baselines(arms: dict[str, dict[str, str]], baseline: str | None) -> dict[str, str | None]:
     """Each arm's baseline arm, None for the baseline itself and for an arm without one."""
     if baseline is not None:

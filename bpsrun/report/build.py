@@ -16,7 +16,7 @@ from bpsrun.errors import BpsrunError
 from bpsrun.files import atomic_file, atomic_write_text
 from bpsrun.label.timing import seconds_cap
 from bpsrun.reference import reference_dir
-from bpsrun.report.arms import arm_names, baselines
+from bpsrun.report.arms import arm_names, baselines, named, shared_values
 from bpsrun.report.cost import cumulative_annotations, cumulative_minutes, round_records
 from bpsrun.report.curves import ArmSummary, Curve, Paired, fewer_images, summarize, targets
 from bpsrun.report.jobs import Job, read_jobs
@@ -245,10 +245,11 @@ def curves_csv(curves: list[Curve]) -> str:
     return out.getvalue()
 
 
-def read_curves(jobs: list[Job]) -> tuple[list[Curve], dict[str, dict[str, str]]]:
-    """Every finished campaign's curve, named by its arm; and every arm's choices."""
-    names, arms = arm_names([job.choices for job in jobs])
-    return [c for c in map(read_curve, jobs, names) if c is not None], arms
+def read_curves(jobs: list[Job]) -> tuple[list[Curve], dict[str, dict[str, str]], dict[str, set[str]]]:
+    """Every finished campaign's curve, named by its arm; every arm's naming choices, and all it chose."""
+    choices = [job.choices for job in jobs]
+    names, arms = arm_names(choices)
+    return [c for c in map(read_curve, jobs, names) if c is not None], arms, shared_values(choices, names)
 
 
 def build_report(sweep_dir: Path, log_to_mlflow: bool = True, baseline: str | None = None) -> str:
@@ -258,11 +259,11 @@ def build_report(sweep_dir: Path, log_to_mlflow: bool = True, baseline: str | No
     from bpsrun.report.figures import learning_curves_png, minutes_png  # matplotlib loads on first report
 
     jobs = read_jobs(sweep_dir)
-    curves, arms = read_curves(jobs)
+    curves, arms, shared = read_curves(jobs)
     if not curves:
         raise BpsrunError(f"{sweep_dir}: none of its {len(jobs)} campaigns has finished a round yet")
     chosen = baseline or OmegaConf.select(jobs[0].cfg, "report.baseline", default=None)
-    rows = summarize(curves, baselines(arms, chosen), FRACTION)
+    rows = summarize(curves, baselines(arms, named(chosen, shared) if chosen else None), FRACTION)
     target = mean_sd(list(targets(curves, FRACTION).values()))[0]
     out = sweep_dir / "report"
     title = f"{sweep_dir.name}: {len(curves)} campaigns, {len(rows)} arms"
