@@ -200,11 +200,11 @@ class SemiSupervised(FixMatchLearner):
         max_steps: int | None = None,
         pool: Callable[[int], PoolStack] | None = None,
     ):
-        fixmatch = dict(mu=mu, threshold=threshold, lambda_u=lambda_u, strong=strong, cutout=cutout, align=align)
         size = encoder_input(image_size, encoder)
         super().__init__(
-            net, optimizer, size, batch_size, num_classes, trainers, **fixmatch, max_steps=max_steps, pool=pool
-        )
+            net, optimizer, size, batch_size, num_classes, trainers, mu, threshold, lambda_u, strong, cutout, align,
+            max_steps, pool,
+        )  # fmt: skip
         self.encoder = encoder
 
     def make_net(self) -> nn.Module:
